@@ -1,0 +1,120 @@
+"""In-process history: a bounded deque per topic, ids from a time-based origin.
+
+Ids start just above the wall-clock time in microseconds at start-up. An id from an earlier run of
+the process is therefore below this run's origin and is recognised as history that is gone, rather
+than being mistaken for an id of this run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+
+from ssehub.backends.base import Backend, Draft, Record, RecordsCallback, Replay
+
+__all__ = ["MemoryBackend"]
+
+
+class _TopicHistory:
+    __slots__ = ("evicted_upto", "records")
+
+    def __init__(self) -> None:
+        self.records: deque[Record] = deque()
+        # Highest id dropped from this topic: a resume from below it would have a gap.
+        self.evicted_upto = 0
+
+    def evict(self, max_count: int, oldest_time: float) -> None:
+        records = self.records
+        while records and (len(records) > max_count or records[0].time < oldest_time):
+            self.evicted_upto = records.popleft().seq
+
+    def after(self, seq: int) -> Iterator[Record]:
+        newer: list[Record] = []
+        for record in reversed(self.records):
+            if record.seq <= seq:
+                break
+            newer.append(record)
+        return reversed(newer)
+
+
+class MemoryBackend(Backend):
+    """History kept in this process; delivery to this process only."""
+
+    def __init__(
+        self,
+        history: int = 1000,
+        history_ttl: float | None = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if history < 0:
+            raise ValueError("history must be >= 0")
+        self._max_count = history
+        self._ttl = history_ttl
+        self._clock = clock
+        self._origin = int(clock() * 1_000_000)
+        self._seq = self._origin
+        self._topics: dict[str, _TopicHistory] = {}
+        self._on_records: RecordsCallback | None = None
+
+    async def start(self, on_records: RecordsCallback) -> None:
+        self._on_records = on_records
+
+    async def close(self) -> None:
+        self._on_records = None
+
+    @property
+    def latest(self) -> int:
+        return self._seq
+
+    def append_now(self, drafts: Sequence[Draft]) -> list[Record]:
+        now = self._clock()
+        oldest = self._oldest_kept(now)
+        records = []
+        for draft in drafts:
+            self._seq += 1
+            record = Record.from_draft(draft, self._seq, now)
+            records.append(record)
+            for topic in draft.topics:
+                history = self._topics.get(topic)
+                if history is None:
+                    history = self._topics[topic] = _TopicHistory()
+                history.records.append(record)
+                history.evict(self._max_count, oldest)
+        if self._on_records is not None:
+            self._on_records(records)
+        return records
+
+    async def append(self, drafts: Sequence[Draft]) -> list[Record]:
+        return self.append_now(drafts)
+
+    async def replay(self, topics: Sequence[str], after: int) -> Replay:
+        if after > self._seq:
+            return Replay(reset=f"id {after} is newer than any event this hub has published")
+        if after < self._origin:
+            return Replay(reset=f"id {after} is from before this hub started; its history is gone")
+        oldest = self._oldest_kept(self._clock())
+        streams = []
+        for topic in dict.fromkeys(topics):
+            history = self._topics.get(topic)
+            if history is None:
+                continue
+            history.evict(self._max_count, oldest)
+            if history.evicted_upto > after:
+                return Replay(
+                    reset=f"events after id {after} on topic {topic!r} are no longer retained"
+                )
+            streams.append(history.after(after))
+        records: list[Record] = []
+        for record in heapq.merge(*streams, key=lambda record: record.seq):
+            # An event published to several subscribed topics is in each history; send it once.
+            if not records or records[-1].seq != record.seq:
+                records.append(record)
+        return Replay(records=records)
+
+    def history_sizes(self) -> dict[str, int]:
+        return {topic: len(history.records) for topic, history in self._topics.items()}
+
+    def _oldest_kept(self, now: float) -> float:
+        return now - self._ttl if self._ttl is not None else float("-inf")

@@ -1,0 +1,422 @@
+"""The hub: topics, ids, history, replay, and fan-out to subscribers.
+
+Fan-out is the hot path. Each event is encoded once (by the backend, into `Record.payload`) and
+byte streams get those bytes through `ssehub.fanout`, which coalesces what each stream has pending
+into one write per sweep: no task, no coroutine, no queue per subscriber per event.
+
+Two kinds of subscriber exist:
+- *writers* take bytes (server streams, ASGI responses): `write(payload)`;
+- *readers* take records (Python subscriptions, and any stream while it is catching up).
+
+A stream that resumes from a Last-Event-ID is first registered as a reader that buffers live
+records, then handed what it missed, then whatever arrived meanwhile with a higher id, and only
+then switched to a live writer — all without an `await` between the last flush and the switch, so
+nothing is lost or doubled even when the backend's replay has to wait for I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ssehub.backends.base import Backend, Draft, Record, Replay
+from ssehub.backends.memory import MemoryBackend
+from ssehub.fanout import FanOut, Writer
+from ssehub.wire import Event, encode
+
+if TYPE_CHECKING:
+    from ssehub.asgi import HubApp, HubStreamResponse
+    from ssehub.wsgi import SyncSubscription
+
+__all__ = [
+    "Hub",
+    "HubStats",
+    "InvalidPublication",
+    "Publication",
+    "SlowSubscriberError",
+    "Subscription",
+    "check_topic",
+]
+
+Reader = Callable[[Record], None]
+
+_TOPIC = re.compile(r"[^\x00-\x20\x7f]{1,256}")
+
+
+def check_topic(topic: object) -> str:
+    """Return `topic` if it is a valid topic name: 1-256 characters, no spaces or controls."""
+    if not isinstance(topic, str) or _TOPIC.fullmatch(topic) is None:
+        raise ValueError(
+            f"topic {topic!r} is invalid: a topic is 1 to 256 characters, no spaces or controls"
+        )
+    return topic
+
+
+def _topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
+    names = (topics,) if isinstance(topics, str) else tuple(topics)
+    if len(names) == 1:
+        return (check_topic(names[0]),)
+    if not names:
+        raise ValueError("topic is missing: at least one topic is required")
+    return tuple(dict.fromkeys(check_topic(name) for name in names))
+
+
+class InvalidPublication(ValueError):
+    """A publication that cannot be sent. Nothing of its batch was published.
+
+    `field` names the culprit ("topic", "data", "event" or "retry"), `index` its place in the batch.
+    """
+
+    def __init__(self, message: str, field: str | None, index: int) -> None:
+        super().__init__(message)
+        self.field = field
+        self.index = index
+
+
+_FIELDS = ("topic", "data", "event", "retry")
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One event to publish to one or more topics. The hub assigns its id."""
+
+    topics: tuple[str, ...]
+    data: str = ""
+    event: str = "message"
+    retry: int | None = None
+
+    def draft(self) -> Draft:
+        """Validate and encode; raises ValueError or TypeError starting with the field's name."""
+        topics = _topic_tuple(self.topics)
+        if not self.event:
+            raise ValueError("event must not be empty")
+        body = encode(Event(self.data, self.event, None, self.retry))
+        return Draft(topics, self.data, self.event, self.retry, body)
+
+
+def draft_all(publications: Iterable[Publication]) -> list[Draft]:
+    """Draft every publication, or raise InvalidPublication for the first that cannot be."""
+    drafts = []
+    for index, publication in enumerate(publications):
+        try:
+            drafts.append(publication.draft())
+        except (ValueError, TypeError) as error:
+            message = str(error)
+            field = message.partition(" ")[0]
+            raise InvalidPublication(message, field if field in _FIELDS else None, index) from None
+    return drafts
+
+
+@dataclass(slots=True)
+class HubStats:
+    published: int = 0
+    delivered: int = 0
+    replays: int = 0
+    resets: int = 0
+    slow_dropped: int = 0
+
+
+class SlowSubscriberError(Exception):
+    """Raised to a subscription that fell further behind than the hub allows."""
+
+
+class Hub:
+    """Publish to topics; subscribe with replay. Usable with or without the HTTP server."""
+
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        *,
+        history: int = 1000,
+        history_ttl: float | None = 3600.0,
+        max_pending: int = 10_000,
+    ) -> None:
+        self.backend = backend if backend is not None else MemoryBackend(history, history_ttl)
+        self.stats = HubStats()
+        self.max_pending = max_pending
+        self._readers: dict[str, dict[Hashable, Reader]] = {}
+        self._fan_out = FanOut(lambda tick: asyncio.get_running_loop().call_soon(tick), self.stats)
+        self._started = False
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self._started:
+            await self.backend.start(self._deliver)
+            self._started = True
+
+    async def close(self) -> None:
+        if self._started:
+            self._started = False
+            await self.backend.close()
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def latest(self) -> int:
+        """The newest id this hub has delivered."""
+        return self.backend.latest
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        topics: str | Iterable[str],
+        data: str,
+        event: str = "message",
+        retry: int | None = None,
+    ) -> str:
+        """Publish one event; returns its id. Raises ValueError for invalid input."""
+        publication = Publication(_topic_tuple(topics), data, event, retry)
+        [event_id] = await self.publish_many([publication])
+        return event_id
+
+    async def publish_many(self, publications: Iterable[Publication]) -> list[str]:
+        """Publish a batch, all or nothing: every publication is validated before any is sent.
+
+        Raises InvalidPublication (a ValueError) for invalid input.
+        """
+        drafts = draft_all(publications)
+        await self.start()
+        records = self.backend.append_now(drafts)
+        if records is None:
+            records = await self.backend.append(drafts)
+        return [str(record.seq) for record in records]
+
+    def publish_now(self, publications: Iterable[Publication]) -> list[str] | None:
+        """Publish without awaiting when the backend allows it (the server's fast path).
+
+        Returns None, having published nothing, when the backend needs I/O: call `publish_many`.
+        Raises InvalidPublication, having published nothing, for invalid input.
+        """
+        drafts = draft_all(publications)
+        if not self._started:
+            return None
+        records = self.backend.append_now(drafts)
+        return None if records is None else [str(record.seq) for record in records]
+
+    def _deliver(self, records: Sequence[Record]) -> None:
+        stats = self.stats
+        for record in records:
+            stats.published += 1
+            self._fan_out.append(record)
+            if self._readers:
+                for read in self._readers_of(record.topics):
+                    read(record)
+                    stats.delivered += 1
+
+    def _readers_of(self, names: Sequence[str]) -> tuple[Reader, ...]:
+        # A reader of several of the record's topics is one key in the merged dict: one copy.
+        readers: dict[Hashable, Reader] = {}
+        for name in names:
+            readers.update(self._readers.get(name, ()))
+        return tuple(readers.values())
+
+    def flush(self) -> None:
+        """Hand every pending event to its streams now (before shutdown, in tests)."""
+        self._fan_out.flush()
+
+    # -- subscribing --------------------------------------------------------------------------
+
+    def add_writer(self, key: Hashable, topics: Sequence[str], write: Writer) -> None:
+        """Send `key` every event on `topics` from now on, as bytes, coalesced per sweep."""
+        self._fan_out.add(key, tuple(topics), write)
+
+    def add_reader(self, key: Hashable, topics: Sequence[str], read: Reader) -> None:
+        """Call `read` with every record on `topics` from now on, as it is published."""
+        for name in topics:
+            self._readers.setdefault(name, {})[key] = read
+
+    def remove(self, key: Hashable, topics: Sequence[str]) -> None:
+        """Unsubscribe `key` (writer or reader) from `topics`; unknown keys are ignored."""
+        self._fan_out.remove(key, topics)
+        for name in topics:
+            readers = self._readers.get(name)
+            if readers is not None and readers.pop(key, None) is not None and not readers:
+                del self._readers[name]
+
+    def subscriber_count(self) -> int:
+        readers = {key for keyed in self._readers.values() for key in keyed}
+        return len(readers) + self._fan_out.stream_count()
+
+    async def catch_up(
+        self,
+        key: Hashable,
+        topics: Sequence[str],
+        last_event_id: str,
+        send: Callable[[list[Record]], None],
+    ) -> None:
+        """Send `key` what it missed after `last_event_id`, or a reset record, via `send`.
+
+        Live records that arrive while the backend answers are buffered and sent after the
+        replay, minus any the replay already held. On return nothing is registered for `key`:
+        the caller registers it live at once (no await in between), so nothing is lost or doubled.
+        """
+        pending: list[Record] = []
+        self.add_reader(key, topics, pending.append)
+        position = self.latest
+        try:
+            replay = await self._replay(topics, last_event_id)
+        finally:
+            self.remove(key, topics)
+        if replay.reset is not None:
+            self.stats.resets += 1
+            send([reset_record(replay.reset, last_event_id, position), *pending])
+            return
+        self.stats.replays += 1
+        covered = replay.records[-1].seq if replay.records else int(last_event_id)
+        missed = [*replay.records, *(record for record in pending if record.seq > covered)]
+        if missed:
+            send(missed)
+
+    async def _replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
+        if not (last_event_id.isascii() and last_event_id.isdigit()):
+            return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
+        return await self.backend.replay(topics, int(last_event_id))
+
+    def open_stream(self, key: Hashable, topics: Sequence[str], write: Writer) -> None:
+        """Attach a fresh byte stream: live events from now on.
+
+        The stream is first told the current position (`id:` with no data dispatches nothing but
+        sets the browser's last event id), so a client that reconnects before any event arrives
+        still resumes exactly where it left off.
+        """
+        self.add_writer(key, topics, write)
+        write(b"id: %d\n\n" % self.latest)
+
+    async def resume_stream(
+        self, key: Hashable, topics: Sequence[str], write: Writer, last_event_id: str
+    ) -> None:
+        """Attach a resuming byte stream: what it missed (or a reset), then live events."""
+
+        def send(records: list[Record]) -> None:
+            write(b"".join(record.payload for record in records))
+
+        await self.catch_up(key, topics, last_event_id, send)
+        self.add_writer(key, topics, write)
+
+    def subscribe(
+        self, topics: str | Iterable[str], last_event_id: str | None = None
+    ) -> Subscription:
+        """`async with hub.subscribe(["orders"]) as sub: async for event in sub: ...`"""
+        return Subscription(self, _topic_tuple(topics), last_event_id)
+
+    # -- embedding (the work is in ssehub.asgi and ssehub.wsgi) -------------------------------
+
+    def asgi_app(self, **options: Any) -> HubApp:
+        """`/events` and `/publish` as an ASGI app: `app.mount("/sse", hub.asgi_app())`."""
+        from ssehub.asgi import HubApp
+
+        return HubApp(self, **options)
+
+    def stream(
+        self, request: object, topics: str | Iterable[str], **options: Any
+    ) -> HubStreamResponse:
+        """A response streaming `topics` from an app's own route, with replay and reset."""
+        from ssehub.asgi import hub_stream
+
+        return hub_stream(self, request, topics, **options)
+
+    def subscribe_sync(
+        self, topics: str | Iterable[str], last_event_id: str | None = None, **options: Any
+    ) -> SyncSubscription:
+        """`subscribe` for sync code (Flask, Django) while the hub runs on another thread."""
+        from ssehub.wsgi import subscribe_sync
+
+        return subscribe_sync(self, topics, last_event_id, **options)
+
+    def publish_sync(
+        self, topics: str | Iterable[str], data: str, event: str = "message", **options: Any
+    ) -> str:
+        """`publish` for sync code while the hub runs on another thread."""
+        from ssehub.wsgi import publish_sync
+
+        return publish_sync(self, topics, data, event, **options)
+
+
+def reset_record(reason: str, last_event_id: str, position: int) -> Record:
+    """The explicit `reset` event: the gap cannot be filled, refetch state; resume from here."""
+    data = json.dumps({"reason": reason, "last_event_id": last_event_id}, ensure_ascii=False)
+    draft = Draft((), data, "reset", None, encode(Event(data=data, event="reset")))
+    return Record.from_draft(draft, position, 0.0)
+
+
+class Subscription:
+    """A Python-side subscription: an async iterator of `Event`s with replay."""
+
+    def __init__(self, hub: Hub, topics: tuple[str, ...], last_event_id: str | None) -> None:
+        self.hub = hub
+        self.topics = topics
+        self.last_event_id = last_event_id
+        self._queue: deque[Record] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Subscription:
+        await self.hub.start()
+        if self.last_event_id is not None:
+            await self.hub.catch_up(self, self.topics, self.last_event_id, self._queue.extend)
+        self.hub.add_reader(self, self.topics, self._push)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the subscription; iteration ends once queued events are consumed."""
+        if not self._closed:
+            self._closed = True
+            self.hub.remove(self, self.topics)
+            self._wake()
+
+    def _push(self, record: Record) -> None:
+        if len(self._queue) >= self.hub.max_pending:
+            self.hub.stats.slow_dropped += 1
+            self._error = SlowSubscriberError(
+                f"subscriber fell {len(self._queue)} events behind; resume from its last id"
+            )
+            self.close()
+            return
+        self._queue.append(record)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._queue:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise StopAsyncIteration
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
+        record = self._queue.popleft()
+        self.last_event_id = str(record.seq)
+        return record.to_event()

@@ -1,0 +1,298 @@
+"""One HTTP/1.1 connection: httptools parses, the router decides, bytes go to the transport.
+
+A connection is either a publisher's keep-alive connection (request, response, repeat; pipelined
+requests answered in order) or, after a GET /events, an event stream: from then on the hub writes
+straight into this transport, and the only thing this object still does is notice when the peer
+is gone or too slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from ssehub.server.http import HTTPError, Request, Response, StreamReply, stream_head
+
+if TYPE_CHECKING:
+    from ssehub.server.app import ServerState
+
+__all__ = ["HttpProtocol"]
+
+log = logging.getLogger("ssehub.server")
+
+_MAX_PIPELINED = 32
+# Shared empty values for streams, which never parse again (see _start_stream).
+_NOTHING_QUEUED: list[tuple[Request, bool]] = []
+_NO_HEADERS: dict[str, str] = {}
+_NO_RAW_HEADERS: list[tuple[bytes, bytes]] = []
+_NO_BODY: list[bytes] = []
+
+
+class HttpProtocol(asyncio.Protocol):
+    __slots__ = (
+        "_body",
+        "_busy",
+        "_deadline",
+        "_header_bytes",
+        "_headers",
+        "_keep_alive",
+        "_queue",
+        "_raw_headers",
+        "_task",
+        "_url",
+        "parser",
+        "state",
+        "topics",
+        "transport",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.transport: asyncio.Transport | None = None
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self.topics: tuple[str, ...] = ()
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._queue: list[tuple[Request, bool]] = []
+        self._busy = False
+        self._keep_alive = True
+        self._task: asyncio.Task[None] | None = None
+        self._deadline = 0.0  # when an unfinished request times out; 0 while none is awaited
+
+    # -- connection events --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        state = self.state
+        if len(state.connections) >= state.config.max_connections or state.closing:
+            state.count_rejection(503)
+            reply = Response(503, b'{"error": "too many connections; retry later"}')
+            transport.write(reply.head(False, [("Retry-After", "1")]) + reply.body)
+            transport.close()
+            return
+        state.connections.add(self)
+        self._wait_for_request()
+
+    def _wait_for_request(self) -> None:
+        # A connection that does not finish a request in time (idle keep-alive, or a slow drip
+        # of headers) gives its slot back; ServerState checks deadlines now and then, which
+        # costs far less than a timer per request.
+        self._deadline = self.state.now() + self.state.config.idle_timeout
+
+    def close_if_idle(self, now: float) -> None:
+        if self._deadline and now > self._deadline and self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        state = self.state
+        state.connections.discard(self)
+        if self.topics:
+            state.hub.remove(self, self.topics)
+            state.open_streams -= 1
+        if self._task is not None:
+            self._task.cancel()
+        self.parser = None
+        state.connection_closed()
+
+    def pause_writing(self) -> None:
+        # The peer stopped reading and its buffer passed the limit: drop it so it cannot hold
+        # memory or slow anyone; it reconnects and resumes from history.
+        if self.topics and self.transport is not None:
+            self.state.hub.stats.slow_dropped += 1
+            self.transport.abort()
+
+    def resume_writing(self) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        if self.parser is None or self.topics:
+            return  # a stream's peer has nothing more to say; EOF is noticed by connection_lost
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as error:
+            cause = error.__context__
+            if isinstance(cause, HTTPError):
+                self._fail(cause)
+            else:
+                log.exception("error while parsing a request", exc_info=cause)
+                self._fail(HTTPError(500, "internal error while reading the request"))
+            return
+        except httptools.HttpParserUpgrade:
+            self._fail(HTTPError(400, "protocol upgrades are not supported"))
+            return
+        except httptools.HttpParserError as error:
+            self._fail(HTTPError(400, f"malformed HTTP request: {error}"))
+            return
+        self._serve_next()
+
+    # -- httptools callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._raw_headers = []
+        self._header_bytes = 0
+        self._body = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_header_bytes(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._raw_headers.append((name, value))
+        self._count_header_bytes(len(name) + len(value))
+
+    def on_headers_complete(self) -> None:
+        headers = self._headers = {}
+        for name, value in self._raw_headers:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            # Repeated headers combine as one comma-separated list (RFC 9110, 5.3).
+            headers[key] = text if key not in headers else f"{headers[key]}, {text}"
+        length = self._headers.get("content-length")
+        limit = self.state.config.max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise HTTPError(413, f"body of {length} bytes is over the limit of {limit}")
+        if self._headers.get("expect", "").lower() == "100-continue" and self.transport:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for this
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+        limit = self.state.config.max_body_bytes
+        if sum(map(len, self._body)) > limit:
+            raise HTTPError(413, f"body is over the limit of {limit} bytes")
+
+    def on_message_complete(self) -> None:
+        assert self.parser is not None
+        method = self.parser.get_method().decode("ascii")
+        request = Request.parse_target(method, self._url.decode("latin-1"), self._headers)
+        request.body = b"".join(self._body)
+        self._deadline = 0.0
+        self._queue.append((request, self.parser.should_keep_alive()))
+        if len(self._queue) > _MAX_PIPELINED and self.transport is not None:
+            self.transport.pause_reading()
+
+    def _count_header_bytes(self, count: int) -> None:
+        self._header_bytes += count
+        limit = self.state.config.max_header_bytes
+        if self._header_bytes > limit:
+            raise HTTPError(431, f"request line and headers are over the limit of {limit} bytes")
+
+    # -- answering ----------------------------------------------------------------------------
+
+    def _serve_next(self) -> None:
+        while self._queue and not self._busy and self.transport is not None and not self.topics:
+            request, keep_alive = self._queue.pop(0)
+            self._keep_alive = keep_alive
+            try:
+                reply = self.state.handle(request)
+            except HTTPError as error:
+                self._respond(request, error.response())
+                continue
+            if isinstance(reply, (Response, StreamReply)):
+                self._respond(request, reply)
+            else:
+                self._busy = True
+                self._task = asyncio.ensure_future(self._await_reply(request, reply))
+        if not self._queue and self.transport is not None and not self.topics:
+            self.transport.resume_reading()
+
+    async def _await_reply(
+        self, request: Request, pending: Awaitable[Response | StreamReply]
+    ) -> None:
+        try:
+            reply = await pending
+        except HTTPError as error:
+            reply = error.response()
+        except Exception:
+            log.exception("error while handling %s %s", request.method, request.path)
+            reply = HTTPError(500, "internal error").response()
+        self._task = None
+        self._busy = False
+        self._respond(request, reply)
+        self._serve_next()
+
+    def _respond(self, request: Request, reply: Response | StreamReply) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if isinstance(reply, StreamReply):
+            self._start_stream(request, reply)
+            return
+        if reply.status >= 400:
+            self.state.count_rejection(reply.status)
+        keep_alive = self._keep_alive and not self.state.closing
+        head = reply.head(keep_alive, self.state.cors_headers(request))
+        transport.write(head if request.method == "HEAD" else head + reply.body)
+        if not keep_alive:
+            transport.close()
+        elif not self._queue and not self._deadline:
+            self._wait_for_request()
+
+    def _fail(self, error: HTTPError) -> None:
+        """A request we cannot even parse: answer it and close, the stream is out of sync."""
+        self._queue.clear()
+        self.parser = None
+        self._keep_alive = False
+        if self.transport is not None:
+            self.state.count_rejection(error.status)
+            reply = error.response()
+            self.transport.write(reply.head(False, []) + reply.body)
+            self.transport.close()
+
+    def _start_stream(self, request: Request, reply: StreamReply) -> None:
+        transport = self.transport
+        assert transport is not None
+        state = self.state
+        self.topics = reply.topics
+        # An idle stream should cost as little as possible: drop everything the request needed.
+        self.parser = None
+        self._queue = _NOTHING_QUEUED
+        self._url = b""
+        self._headers = _NO_HEADERS
+        self._raw_headers = _NO_RAW_HEADERS
+        self._body = _NO_BODY
+        state.open_streams += 1
+        # Past this many unsent bytes the peer counts as too slow (see pause_writing).
+        transport.set_write_buffer_limits(high=state.config.max_buffer_bytes)
+        # A comment first so proxies flush at once; the retry hint sets the reconnect delay.
+        opening = b": ssehub\nretry: %d\n\n" % state.config.retry
+        transport.write(stream_head([*reply.headers, *state.cors_headers(request)]) + opening)
+        if reply.last_event_id is None:
+            state.hub.open_stream(self, self.topics, transport.write)
+        else:
+            self._task = asyncio.ensure_future(self._resume(reply.last_event_id))
+
+    async def _resume(self, last_event_id: str) -> None:
+        assert self.transport is not None
+        write = self.transport.write
+        try:
+            await self.state.hub.resume_stream(self, self.topics, write, last_event_id)
+        except Exception:
+            log.exception("replay failed; closing the stream so the client retries")
+            self.transport.close()
+        self._task = None
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    def write_heartbeat(self, beat: bytes) -> None:
+        if self.topics and self.transport is not None:
+            self.transport.write(beat)
+
+    def shutdown(self) -> None:
+        """End the connection for a server shutdown: streams at once, publishers when idle."""
+        if self.transport is None:
+            return
+        if self.topics or not self._busy:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

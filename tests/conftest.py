@@ -1,0 +1,67 @@
+"""Shared fixtures: a real `ssehub serve` process on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+_READY = re.compile(r"serving on (http://[\d.]+:\d+)/")
+
+
+@dataclass
+class HubProcess:
+    """A hub running in its own process; `url` is its base URL, without a trailing slash."""
+
+    process: subprocess.Popen[str]
+    url: str
+
+    def terminate(self, timeout: float = 10.0) -> int:
+        """SIGTERM and wait for the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+def start_hub_process(*args: str) -> HubProcess:
+    command = [sys.executable, "-m", "ssehub", "serve", "--port", "0", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stderr is not None
+    for line in process.stderr:
+        match = _READY.search(line)
+        if match:
+            # Keep draining stderr so a chatty hub can never block on a full pipe.
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return HubProcess(process, match.group(1))
+    process.wait(timeout=10)
+    raise RuntimeError(f"ssehub serve exited with {process.returncode} before listening")
+
+
+@pytest.fixture
+def start_hub() -> Iterator[Callable[..., HubProcess]]:
+    """Factory: `hub = start_hub("--history", "5")`; every hub started is stopped afterwards."""
+    started: list[HubProcess] = []
+
+    def start(*args: str) -> HubProcess:
+        hub = start_hub_process(*args)
+        started.append(hub)
+        return hub
+
+    yield start
+    for hub in started:
+        if hub.process.poll() is None:
+            hub.process.kill()
+            hub.process.wait(timeout=10)
+
+
+@pytest.fixture
+def hub_url(start_hub: Callable[..., HubProcess]) -> str:
+    return start_hub().url

@@ -1,0 +1,136 @@
+"""The fan-out sweep, sans-IO: a manual scheduler stands in for the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ssehub.backends.base import Draft, Record
+from ssehub.fanout import FanOut
+
+
+class Counters:
+    delivered = 0
+
+
+class Loop:
+    """Runs scheduled ticks only when the test says so, like an event loop turning."""
+
+    def __init__(self) -> None:
+        self.ready: list[Callable[[], None]] = []
+
+    def call_soon(self, tick: Callable[[], None]) -> None:
+        self.ready.append(tick)
+
+    def turn(self) -> None:
+        ready, self.ready = self.ready, []
+        for tick in ready:
+            tick()
+
+    def run_until_idle(self) -> None:
+        while self.ready:
+            self.turn()
+
+
+_seq = 0
+
+
+def record(*topics: str) -> Record:
+    global _seq
+    _seq += 1
+    body = b"data: %d\n\n" % _seq
+    return Record.from_draft(Draft(topics, str(_seq), "message", None, body), _seq, 0.0)
+
+
+def make(slice_size: int = 2) -> tuple[FanOut, Loop, Counters]:
+    loop, counters = Loop(), Counters()
+    return FanOut(loop.call_soon, counters, slice_size=slice_size), loop, counters
+
+
+def test_nothing_is_written_until_the_loop_turns_then_everything_once() -> None:
+    fan_out, loop, counters = make()
+    got: list[bytes] = []
+    fan_out.add("s", ("t",), got.append)
+    first, second = record("t"), record("t")
+    fan_out.append(first)
+    fan_out.append(second)
+    assert got == []
+    loop.run_until_idle()
+    assert got == [first.payload + second.payload]  # coalesced into one write
+    assert counters.delivered == 2
+
+
+def test_events_published_mid_sweep_ride_along_and_order_is_kept() -> None:
+    fan_out, loop, _ = make(slice_size=2)
+    streams: dict[int, list[bytes]] = {i: [] for i in range(6)}
+    for i, chunks in streams.items():
+        fan_out.add(i, ("t",), chunks.append)
+    records = [record("t")]
+    fan_out.append(records[0])
+    loop.turn()  # first slice: streams 0 and 1 get record 0
+    records.append(record("t"))
+    fan_out.append(records[1])  # published while the sweep is under way
+    loop.run_until_idle()
+    expected = b"".join(r.payload for r in records)
+    for chunks in streams.values():
+        assert b"".join(chunks) == expected
+    assert [len(chunks) for chunks in streams.values()] == [2, 2, 1, 1, 1, 1]
+
+
+def test_a_stream_gets_only_its_topics_and_a_shared_event_once() -> None:
+    fan_out, loop, _ = make()
+    both: list[bytes] = []
+    only_b: list[bytes] = []
+    fan_out.add("both", ("a", "b"), both.append)
+    fan_out.add("b", ("b",), only_b.append)
+    on_a, on_ab, on_c, on_b = record("a"), record("a", "b"), record("c"), record("b")
+    for r in (on_a, on_ab, on_c, on_b):
+        fan_out.append(r)
+    loop.run_until_idle()
+    assert b"".join(both) == on_a.payload + on_ab.payload + on_b.payload
+    assert b"".join(only_b) == on_ab.payload + on_b.payload
+
+
+def test_a_new_stream_starts_from_now_and_a_removed_one_gets_nothing_more() -> None:
+    fan_out, loop, _ = make(slice_size=1)
+    old: list[bytes] = []
+    gone: list[bytes] = []
+    fan_out.add("old", ("t",), old.append)
+    fan_out.add("gone", ("t",), gone.append)
+    before = record("t")
+    fan_out.append(before)
+    new: list[bytes] = []
+    fan_out.add("new", ("t",), new.append)
+    fan_out.remove("gone", ("t",))
+    after = record("t")
+    fan_out.append(after)
+    loop.run_until_idle()
+    assert b"".join(old) == before.payload + after.payload
+    assert b"".join(new) == after.payload
+    assert gone == []
+
+
+def test_the_log_is_emptied_once_everything_is_sent() -> None:
+    fan_out, loop, _ = make()
+    fan_out.add("s", ("t",), lambda chunk: None)
+    for _ in range(100):
+        fan_out.append(record("t"))
+        loop.turn()
+    loop.run_until_idle()
+    assert fan_out._log == []
+
+
+def test_records_nobody_streams_are_not_kept() -> None:
+    fan_out, loop, _ = make()
+    fan_out.append(record("nobody"))
+    assert fan_out._log == [] and loop.ready == []
+
+
+def test_flush_sends_everything_without_the_loop() -> None:
+    fan_out, _, _ = make(slice_size=1)
+    chunks: list[list[bytes]] = [[] for _ in range(5)]
+    for i, got in enumerate(chunks):
+        fan_out.add(i, ("t",), got.append)
+    r = record("t")
+    fan_out.append(r)
+    fan_out.flush()
+    assert all(got == [r.payload] for got in chunks)
