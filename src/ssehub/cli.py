@@ -1,0 +1,105 @@
+"""The `ssehub` command: serve | listen | publish."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from ssehub import __version__
+from ssehub._cli_remote import add_listen_parser, add_publish_parser
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ssehub.hub import Hub
+    from ssehub.server import ServerConfig, serve
+    from ssehub.server.routes import Handler
+
+    hub = Hub(history=args.history, history_ttl=args.history_ttl or None)
+    extra_routes: dict[tuple[str, str], Handler] = {}
+    background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
+    if args.demo:
+        from ssehub.demo import demo_feeds, demo_routes
+
+        extra_routes = demo_routes(hub)
+        background = (demo_feeds,)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        history=args.history,
+        history_ttl=args.history_ttl or None,
+        heartbeat=args.heartbeat,
+        retry=args.retry,
+        cors_origins=tuple(args.cors_origin),
+        max_connections=args.max_connections,
+        max_header_bytes=args.max_header_bytes,
+        max_body_bytes=args.max_body_bytes,
+        max_buffer_bytes=args.max_buffer_bytes,
+        idle_timeout=args.idle_timeout,
+        demo=args.demo,
+        extra_routes=extra_routes,
+    )
+    serve(config, hub=hub, background=background)
+    return 0
+
+
+def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the hub: publish over HTTP, subscribe with EventSource",
+        description="Run an SSE hub: GET /events?topic=T streams, POST /publish publishes.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--history", type=int, default=1000, help="events kept per topic")
+    serve.add_argument(
+        "--history-ttl", type=float, default=3600.0, help="seconds an event is kept (0: forever)"
+    )
+    serve.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats")
+    serve.add_argument("--retry", type=int, default=3000, help="reconnect delay hint (ms)")
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow this browser origin (repeatable; '*' allows any)",
+    )
+    serve.add_argument("--max-connections", type=int, default=10_000)
+    serve.add_argument("--max-header-bytes", type=int, default=16 * 1024)
+    serve.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
+    serve.add_argument(
+        "--max-buffer-bytes",
+        type=int,
+        default=1024 * 1024,
+        help="unsent bytes after which a slow subscriber is dropped",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a connection may take to send a request (streams are exempt)",
+    )
+    serve.add_argument("--demo", action="store_true", help="also run the demo pages and feeds")
+    serve.set_defaults(func=_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssehub", description="Server-Sent Events for Python.")
+    parser.add_argument("--version", action="version", version=f"ssehub {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve_parser(commands)
+    add_listen_parser(commands)
+    add_publish_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
