@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ssehub.backends.base import Draft, Record
-from ssehub.fanout import FanOut
+from ssehub.fanout import RUN_AHEAD, FanOut
 
 
 class Counters:
@@ -134,3 +134,52 @@ def test_flush_sends_everything_without_the_loop() -> None:
     fan_out.append(r)
     fan_out.flush()
     assert all(got == [r.payload] for got in chunks)
+
+
+def test_pace_lets_publishers_go_on_at_once_while_few_records_wait() -> None:
+    fan_out, loop, _ = make()
+    fan_out.add("s", ("t",), lambda chunk: None)
+    fired: list[int] = []
+    for n in range(RUN_AHEAD):
+        fan_out.append(record("t"))
+        fan_out.pace(lambda n=n: fired.append(n))  # type: ignore[misc]
+    fan_out.append(record("other"))  # no stream of that topic: nothing waits for it
+    fan_out.pace(lambda: fired.append(-1))
+    assert fired == [*range(RUN_AHEAD), -1]
+    assert loop.ready  # the sweep is still to come
+
+
+def test_pace_holds_a_publisher_until_the_next_round_has_delivered_what_it_published() -> None:
+    fan_out, loop, _ = make(slice_size=2)
+    streams: dict[int, list[bytes]] = {i: [] for i in range(5)}
+    for i, chunks in streams.items():
+        fan_out.add(i, ("t",), chunks.append)
+    published = [record("t") for _ in range(RUN_AHEAD + 1)]
+    released: list[bool] = []
+
+    def everyone_has_everything() -> None:
+        released.append(
+            all(b"".join(c) == b"".join(r.payload for r in published) for c in streams.values())
+        )
+
+    for item in published:
+        fan_out.append(item)
+    fan_out.pace(everyone_has_everything)
+    assert released == []
+    loop.turn()  # the first slice of three
+    assert released == []
+    loop.run_until_idle()
+    assert released == [True]
+
+
+def test_flush_releases_every_held_publisher() -> None:
+    fan_out, _, _ = make(slice_size=1)
+    for i in range(3):
+        fan_out.add(i, ("t",), lambda chunk: None)
+    fired: list[int] = []
+    for n in range(RUN_AHEAD + 3):
+        fan_out.append(record("t"))
+        fan_out.pace(lambda n=n: fired.append(n))  # type: ignore[misc]
+    assert fired == list(range(RUN_AHEAD))
+    fan_out.flush()
+    assert fired == list(range(RUN_AHEAD + 3))

@@ -34,6 +34,9 @@ class Counters(Protocol):
     delivered: int
 
 
+# How many records may wait for a round to start before publishers are held back (see pace).
+RUN_AHEAD = 2
+
 _GONE = sys.maxsize  # the cursor of a removed stream: nothing is ever after it
 
 
@@ -66,6 +69,9 @@ class FanOut:
         self._round_position = 0
         self._round_start = 0  # log end when the current round began
         self._scheduled = False
+        # pace callbacks: released when the current round ends / when the next one does.
+        self._round_waiters: list[Callable[[], object]] = []
+        self._next_round_waiters: list[Callable[[], object]] = []
 
     @property
     def _end(self) -> int:
@@ -106,6 +112,19 @@ class FanOut:
                 self._scheduled = True
                 self._schedule(self._tick)
 
+    def pace(self, callback: Callable[[], object]) -> None:
+        """Call `callback` when a publisher may go on: this is how publishers are held back.
+
+        At once while at most RUN_AHEAD records wait for a round to start. Beyond that, when the
+        next round has handed them to every stream: a publisher cannot outrun delivery and grow
+        the log, yet the few events of back-to-back publishes still share one write per stream.
+        (A round covers the records appended before it began; later ones wait for the next.)
+        """
+        if self._end - self._round_start <= RUN_AHEAD:
+            callback()
+        else:
+            self._next_round_waiters.append(callback)
+
     def flush(self) -> None:
         """Send everything pending now, without yielding (shutdown, tests)."""
         while self._run_slice():
@@ -143,12 +162,16 @@ class FanOut:
         if stop < len(self._round):
             return True
         self._round = ()
-        if self._dirty:
-            return True
-        # Every stream has been sent everything: the log can go.
-        self._base = self._round_start = self._end
-        self._log.clear()
-        return False
+        more = bool(self._dirty)
+        if not more:
+            # Every stream has been sent everything: the log can go.
+            self._base = self._round_start = self._end
+            self._log.clear()
+        if self._round_waiters:
+            waiters, self._round_waiters = self._round_waiters, []
+            for callback in waiters:
+                callback()  # may append records: they mark topics dirty and schedule a tick
+        return more
 
     def _start_round(self) -> bool:
         self._round_position = 0
@@ -165,6 +188,7 @@ class FanOut:
                 streams[id(stream)] = stream  # a stream of several dirty topics goes once
         self._dirty.clear()
         self._round = tuple(streams.values())
+        self._round_waiters, self._next_round_waiters = self._next_round_waiters, []
         return True
 
     def _join(self, topics: tuple[str, ...], cursor: int, end: int) -> tuple[bytes, int]:

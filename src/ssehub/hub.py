@@ -49,12 +49,21 @@ Reader = Callable[[Record], None]
 _TOPIC = re.compile(r"[^\x00-\x20\x7f]{1,256}")
 
 
+# Topic names seen valid before: publishers reuse a few names, so most checks are one lookup.
+_VALID_TOPICS: set[str] = set()
+
+
 def check_topic(topic: object) -> str:
     """Return `topic` if it is a valid topic name: 1-256 characters, no spaces or controls."""
+    if type(topic) is str and topic in _VALID_TOPICS:
+        return topic
     if not isinstance(topic, str) or _TOPIC.fullmatch(topic) is None:
         raise ValueError(
             f"topic {topic!r} is invalid: a topic is 1 to 256 characters, no spaces or controls"
         )
+    if len(_VALID_TOPICS) >= 65536:
+        _VALID_TOPICS.clear()
+    _VALID_TOPICS.add(topic)
     return topic
 
 
@@ -231,6 +240,14 @@ class Hub:
     def flush(self) -> None:
         """Hand every pending event to its streams now (before shutdown, in tests)."""
         self._fan_out.flush()
+
+    def pace(self, callback: Callable[[], object]) -> None:
+        """Call `callback` when a publisher may publish again (see `FanOut.pace`).
+
+        The server answers a publish only then, so publishers cannot run more than a couple of
+        events ahead of delivery: fast publishers slow down to the rate subscribers are served.
+        """
+        self._fan_out.pace(callback)
 
     # -- subscribing --------------------------------------------------------------------------
 

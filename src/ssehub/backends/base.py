@@ -16,7 +16,11 @@ from ssehub.wire import Event
 __all__ = ["Backend", "Draft", "Record", "Replay"]
 
 
-@dataclass(frozen=True, slots=True)
+# Draft and Record are built on every publish and never changed afterwards; they are not
+# frozen only because a frozen dataclass costs four times as much to construct.
+
+
+@dataclass(slots=True)
 class Draft:
     """A validated publication waiting for its id. `body` is the encoded event without `id:`."""
 
@@ -27,7 +31,7 @@ class Draft:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     """A published event: its id, topics, and the exact bytes every subscriber receives."""
 
@@ -42,12 +46,24 @@ class Record:
     @classmethod
     def from_draft(cls, draft: Draft, seq: int, time: float) -> Record:
         # The id line leads so the draft's encoded body is reused as is: encode once per event.
-        topic_lines = b"".join(b"topic: " + topic.encode() + b"\n" for topic in draft.topics)
-        payload = b"id: %d\n" % seq + topic_lines + draft.body
+        payload = b"id: %d\n%s%s" % (seq, _topic_lines(draft.topics), draft.body)
         return cls(seq, draft.topics, draft.data, draft.event, draft.retry, time, payload)
 
     def to_event(self) -> Event:
         return Event(data=self.data, event=self.event, id=str(self.seq), retry=self.retry)
+
+
+_TOPIC_LINES: dict[tuple[str, ...], bytes] = {}
+
+
+def _topic_lines(topics: tuple[str, ...]) -> bytes:
+    """The `topic:` lines of a record; remembered, as a hub publishes to few distinct sets."""
+    lines = _TOPIC_LINES.get(topics)
+    if lines is None:
+        if len(_TOPIC_LINES) >= 4096:
+            _TOPIC_LINES.clear()
+        lines = _TOPIC_LINES[topics] = b"".join(b"topic: %s\n" % t.encode() for t in topics)
+    return lines
 
 
 @dataclass(frozen=True, slots=True)

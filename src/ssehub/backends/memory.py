@@ -80,8 +80,10 @@ class MemoryBackend(Backend):
                 history = self._topics.get(topic)
                 if history is None:
                     history = self._topics[topic] = _TopicHistory()
-                history.records.append(record)
-                history.evict(self._max_count, oldest)
+                records_of_topic = history.records
+                records_of_topic.append(record)
+                if len(records_of_topic) > self._max_count or records_of_topic[0].time < oldest:
+                    history.evict(self._max_count, oldest)
         if self._on_records is not None:
             self._on_records(records)
         return records

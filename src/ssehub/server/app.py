@@ -36,9 +36,11 @@ class ServerState:
     closing: bool = False
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)
     router: Router = field(init=False)
+    now: Callable[[], float] = field(init=False)  # the event loop's clock
     _allow_any_origin: bool = field(init=False)
 
     def __post_init__(self) -> None:
+        self.now = asyncio.get_running_loop().time
         self.router = Router(self.hub, self.config, self.metrics)
         self._allow_any_origin = "*" in self.config.cors_origins
 
@@ -46,9 +48,6 @@ class ServerState:
         if request.method == "OPTIONS":
             return self.preflight(request)
         return self.router.handle(request)
-
-    def now(self) -> float:
-        return asyncio.get_running_loop().time()
 
     def count_rejection(self, status: int) -> None:
         self.rejected[status] = self.rejected.get(status, 0) + 1

@@ -51,14 +51,23 @@ class Request:
         return self.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
+# The head of nearly every answer to a publisher, formatted once.
+_JSON_200_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+
+
 @dataclass(slots=True)
 class Response:
     status: int
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # Sent when the hub lets the publisher go on (Hub.pace), not at once.
+    paced: bool = False
 
     def head(self, keep_alive: bool, extra: list[tuple[str, str]]) -> bytes:
+        plain = keep_alive and not extra and not self.headers
+        if plain and self.status == 200 and self.content_type == "application/json":
+            return _JSON_200_HEAD % len(self.body)
         head = _STATUS_LINES[self.status]
         if self.content_type:
             head += f"Content-Type: {self.content_type}\r\n"

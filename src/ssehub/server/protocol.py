@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -35,6 +36,7 @@ _NO_BODY: list[bytes] = []
 class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "_body",
+        "_body_bytes",
         "_busy",
         "_deadline",
         "_header_bytes",
@@ -60,6 +62,7 @@ class HttpProtocol(asyncio.Protocol):
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._body: list[bytes] = []
+        self._body_bytes = 0
         self._queue: list[tuple[Request, bool]] = []
         self._busy = False
         self._keep_alive = True
@@ -140,50 +143,59 @@ class HttpProtocol(asyncio.Protocol):
         self._raw_headers = []
         self._header_bytes = 0
         self._body = []
+        self._body_bytes = 0
+
+    # The size limits are checked as the bytes arrive, so an oversized request costs no more
+    # memory than the limit; the checks are inlined because these run for every request.
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_header_bytes(len(url))
+        self._header_bytes += len(url)
+        if self._header_bytes > self.state.config.max_header_bytes:
+            self._headers_too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw_headers.append((name, value))
-        self._count_header_bytes(len(name) + len(value))
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > self.state.config.max_header_bytes:
+            self._headers_too_large()
 
     def on_headers_complete(self) -> None:
-        headers = self._headers = {}
+        headers: dict[str, str] = {}
         for name, value in self._raw_headers:
-            key = name.decode("latin-1").lower()
+            key = name.lower().decode("latin-1")
             text = value.decode("latin-1")
             # Repeated headers combine as one comma-separated list (RFC 9110, 5.3).
-            headers[key] = text if key not in headers else f"{headers[key]}, {text}"
-        length = self._headers.get("content-length")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        self._headers = headers
+        length = headers.get("content-length")
         limit = self.state.config.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             raise HTTPError(413, f"body of {length} bytes is over the limit of {limit}")
-        if self._headers.get("expect", "").lower() == "100-continue" and self.transport:
+        if "expect" in headers and headers["expect"].lower() == "100-continue" and self.transport:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for this
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
+        self._body_bytes += len(body)
         limit = self.state.config.max_body_bytes
-        if sum(map(len, self._body)) > limit:
+        if self._body_bytes > limit:
             raise HTTPError(413, f"body is over the limit of {limit} bytes")
 
     def on_message_complete(self) -> None:
         assert self.parser is not None
         method = self.parser.get_method().decode("ascii")
         request = Request.parse_target(method, self._url.decode("latin-1"), self._headers)
-        request.body = b"".join(self._body)
+        body = self._body
+        request.body = body[0] if len(body) == 1 else b"".join(body)
         self._deadline = 0.0
         self._queue.append((request, self.parser.should_keep_alive()))
         if len(self._queue) > _MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()
 
-    def _count_header_bytes(self, count: int) -> None:
-        self._header_bytes += count
+    def _headers_too_large(self) -> None:
         limit = self.state.config.max_header_bytes
-        if self._header_bytes > limit:
-            raise HTTPError(431, f"request line and headers are over the limit of {limit} bytes")
+        raise HTTPError(431, f"request line and headers are over the limit of {limit} bytes")
 
     # -- answering ----------------------------------------------------------------------------
 
@@ -197,12 +209,17 @@ class HttpProtocol(asyncio.Protocol):
                 self._respond(request, error.response())
                 continue
             if isinstance(reply, (Response, StreamReply)):
-                self._respond(request, reply)
+                self._answer(request, reply)
             else:
                 self._busy = True
                 self._task = asyncio.ensure_future(self._await_reply(request, reply))
         if not self._queue and self.transport is not None and not self.topics:
             self.transport.resume_reading()
+
+    def _respond_paced(self, request: Request, reply: Response) -> None:
+        self._busy = False
+        self._respond(request, reply)
+        self._serve_next()
 
     async def _await_reply(
         self, request: Request, pending: Awaitable[Response | StreamReply]
@@ -216,8 +233,16 @@ class HttpProtocol(asyncio.Protocol):
             reply = HTTPError(500, "internal error").response()
         self._task = None
         self._busy = False
-        self._respond(request, reply)
+        self._answer(request, reply)
         self._serve_next()
+
+    def _answer(self, request: Request, reply: Response | StreamReply) -> None:
+        if isinstance(reply, Response) and reply.paced:
+            # Later, in order: the next request of this connection waits until then.
+            self._busy = True
+            self.state.hub.pace(partial(self._respond_paced, request, reply))
+        else:
+            self._respond(request, reply)
 
     def _respond(self, request: Request, reply: Response | StreamReply) -> None:
         transport = self.transport

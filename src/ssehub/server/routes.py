@@ -53,13 +53,12 @@ _PUBLISH_FIELDS = frozenset({"topic", "data", "event", "retry"})
 
 def _publication(fields: dict[str, Any], where: str) -> Publication:
     """Shape-check one publication's fields; the hub validates the values when it drafts it."""
-    unknown = fields.keys() - _PUBLISH_FIELDS
-    if unknown:
-        name = min(unknown)
+    if not _PUBLISH_FIELDS.issuperset(fields):
+        name = min(fields.keys() - _PUBLISH_FIELDS)
         hint = " (ids are assigned by the hub)" if name == "id" else ""
         raise HTTPError(400, f"{where}unknown field {name!r}{hint}", field=name)
     topics = fields.get("topic")
-    if isinstance(topics, str):
+    if type(topics) is str:
         topics = (topics,)
     elif not topics:
         raise HTTPError(400, f"{where}missing field 'topic'", field="topic")
@@ -69,16 +68,16 @@ def _publication(fields: dict[str, Any], where: str) -> Publication:
     if type(data) is not str:
         data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     retry = fields.get("retry")
-    if type(retry) is str and retry.isascii() and retry.isdigit():
+    if retry is None:
+        pass
+    elif type(retry) is str and retry.isascii() and retry.isdigit():
         retry = int(retry)
-    elif retry is not None and (type(retry) is not int or retry < 0):
+    elif type(retry) is not int or retry < 0:
         raise HTTPError(400, f"{where}'retry' must be a whole number of ms", field="retry")
     return Publication(tuple(topics), data, fields.get("event", "message"), retry)
 
 
 def _unquote(text: str) -> str:
-    if "%" not in text and "+" not in text:
-        return text
     try:
         return unquote_plus(text, errors="strict")
     except UnicodeDecodeError:
@@ -87,17 +86,23 @@ def _unquote(text: str) -> str:
 
 def _form_fields(body: str) -> dict[str, Any]:
     fields: dict[str, Any] = {}
+    escaped = "%" in body or "+" in body  # else no name or value needs unquoting
     for pair in body.split("&") if body else ():
         name, equals, value = pair.partition("=")
         if not equals:
             raise HTTPError(400, f"malformed form body: {pair[:40]!r} is not name=value")
-        name = _unquote(name)
+        if escaped:
+            name = _unquote(name)
+            value = _unquote(value)
         if name == "topic":
-            fields.setdefault("topic", []).append(_unquote(value))
+            if "topic" in fields:
+                fields["topic"].append(value)
+            else:
+                fields["topic"] = [value]
         elif name in fields:
             raise HTTPError(400, f"field {name!r} given more than once", field=name)
         else:
-            fields[name] = _unquote(value)
+            fields[name] = value
     return fields
 
 
@@ -136,7 +141,8 @@ def _refusal(error: InvalidPublication, batch: bool) -> HTTPError:
 
 def _ids_response(ids: list[str]) -> Response:
     # Ids are decimal digits: no JSON escaping can be needed.
-    return Response(200, ('{"ids": ["' + '", "'.join(ids) + '"]}').encode())
+    body = ('{"ids": ["' + '", "'.join(ids) + '"]}').encode()
+    return Response(200, body, paced=True)
 
 
 def stream_topics(request: Request) -> tuple[str, ...]:
