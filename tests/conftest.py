@@ -30,10 +30,11 @@ class HubProcess:
         return self.process.wait(timeout=timeout)
 
 
-def start_hub_process(*args: str) -> HubProcess:
-    command = [sys.executable, "-m", "ssehub", "serve", "--port", "0", *args]
+def start_hub_process(*args: str, command: str = "serve") -> HubProcess:
+    """`ssehub <command> --port 0 <args>`, once it listens."""
+    argv = [sys.executable, "-m", "ssehub", command, "--port", "0", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
     assert process.stderr is not None
     for line in process.stderr:
         match = _READY.search(line)
@@ -50,8 +51,8 @@ def start_hub() -> Iterator[Callable[..., HubProcess]]:
     """Factory: `hub = start_hub("--history", "5")`; every hub started is stopped afterwards."""
     started: list[HubProcess] = []
 
-    def start(*args: str) -> HubProcess:
-        hub = start_hub_process(*args)
+    def start(*args: str, command: str = "serve") -> HubProcess:
+        hub = start_hub_process(*args, command=command)
         started.append(hub)
         return hub
 

@@ -509,3 +509,26 @@ def test_a_connection_that_never_finishes_its_request_is_closed(
         while not (events := decoder.feed(next(chunks))):
             pass
         assert events[0].data == "later"
+
+
+@pytest.mark.parametrize(("command", "args"), [("demo", ()), ("serve", ("--demo",))])
+def test_ssehub_demo_is_serve_with_the_demos(
+    start_hub: Callable[..., HubProcess], command: str, args: tuple[str, ...]
+) -> None:
+    hub = start_hub(*args, command=command)
+    note = {"title": "deploy finished", "body": "v2 is live"}
+    with httpx.stream("GET", f"{hub.url}/events", params={"topic": "notifications"}) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == ": ssehub"  # the stream is open before publishing
+        answer = httpx.post(f"{hub.url}/demo/notify", json=note)
+        assert answer.status_code == 200, answer.text
+        for line in lines:
+            if line.startswith("data: "):
+                assert json.loads(line[6:])["title"] == "deploy finished"
+                break
+
+
+def test_plain_serve_has_no_demo_routes(hub_url: str) -> None:
+    answer = httpx.post(f"{hub_url}/demo/notify", json={"title": "x"})
+    assert answer.status_code == 404
+    assert "no route" in answer.json()["error"]

@@ -45,11 +45,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str = "serve"
+) -> None:
+    demo = name == "demo"
     serve = commands.add_parser(
-        "serve",
-        help="run the hub: publish over HTTP, subscribe with EventSource",
-        description="Run an SSE hub: GET /events?topic=T streams, POST /publish publishes.",
+        name,
+        help="ssehub serve --demo: the hub with its demo pages and feeds"
+        if demo
+        else "run the hub: publish over HTTP, subscribe with EventSource",
+        description="Run an SSE hub: GET /events?topic=T streams, POST /publish publishes."
+        + (" With the demo pages and their feeds (the same as serve --demo)." if demo else ""),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -81,8 +87,11 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=60.0,
         help="seconds a connection may take to send a request (streams are exempt)",
     )
-    serve.add_argument("--demo", action="store_true", help="also run the demo pages and feeds")
-    serve.set_defaults(func=_serve)
+    if demo:
+        serve.set_defaults(func=_serve, demo=True)
+    else:
+        serve.add_argument("--demo", action="store_true", help="also run the demo pages and feeds")
+        serve.set_defaults(func=_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ssehub {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve_parser(commands)
+    _add_serve_parser(commands, "demo")
     add_listen_parser(commands)
     add_publish_parser(commands)
     return parser
