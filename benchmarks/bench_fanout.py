@@ -879,13 +879,16 @@ def report(opts: Options, targets: dict[str, Target], results: dict[str, dict[st
             out.append(f"- {verdict} {text}")
 
         have_nchan = "skipped" not in nchan and bool(nchan)
-        if "fanout" in opts.phases:
-            hd, nd = hf.get("deliveries_per_s"), nf.get("deliveries_per_s")
+
+        def at_least(what: str, factor: float, mine: float | None, nchans: float | None) -> None:
             line(
-                None if not (have_nchan and hd and nd) else hd >= 1.5 * nd,
-                f"deliveries/s >= 1.5x nchan: {fmt_rate(hd)} vs 1.5 x {fmt_rate(nd)} "
-                f"({ratio(hd, nd)})",
+                None if not (have_nchan and mine and nchans) else mine >= factor * nchans,
+                f"{what} >= {factor:g}x nchan: {fmt_rate(mine)} vs {factor:g} x "
+                f"{fmt_rate(nchans)} ({ratio(mine, nchans)})",
             )
+
+        if "fanout" in opts.phases:
+            at_least("deliveries/s", 1.5, hf.get("deliveries_per_s"), nf.get("deliveries_per_s"))
             h99, n99 = hf.get("p99_ms"), nf.get("p99_ms")
             line(
                 None if not (have_nchan and h99 is not None and n99) else h99 <= n99,
@@ -899,12 +902,7 @@ def report(opts: Options, targets: dict[str, Target], results: dict[str, dict[st
                 f"RSS per idle subscriber <= 2 KiB: {fmt_bytes(per)}",
             )
         if "publish" in opts.phases:
-            hr, nr = hp.get("publishes_per_s"), np_.get("publishes_per_s")
-            line(
-                None if not (have_nchan and hr and nr) else hr >= 0.8 * nr,
-                f"publishes/s >= 0.8x nchan: {fmt_rate(hr)} vs 0.8 x {fmt_rate(nr)} "
-                f"({ratio(hr, nr)})",
-            )
+            at_least("publishes/s", 0.8, hp.get("publishes_per_s"), np_.get("publishes_per_s"))
             hg, ng = hp.get("received_per_s"), np_.get("received_per_s")
             if have_nchan and hg and ng:
                 out.append(

@@ -779,17 +779,30 @@ def chunkings(length: int) -> st.SearchStrategy[list[int]]:
 # Streams built from the pieces that matter to the parser, so that the properties explore field
 # lines, all line terminators, comments, BOMs, NULs, split and invalid UTF-8.
 FIELD_NAMES = ["data", "event", "id", "retry", "topic", "Data", "", "dat", "data "]
+
+
+def field_lines(
+    names: list[str], values: st.SearchStrategy[str], ends: list[str]
+) -> st.SearchStrategy[bytes]:
+    """`name:value` lines, right and wrong: known and unknown names, colon or not, spaces."""
+    return st.builds(
+        lambda name, colon, space, value, end: f"{name}{colon}{space}{value}{end}".encode(),
+        st.sampled_from(names),
+        st.sampled_from([":", ":", ""]),
+        st.sampled_from(["", " ", "  "]),
+        values,
+        st.sampled_from(ends),
+    )
+
+
 stream_piece = st.one_of(
     st.sampled_from(["\n", "\r", "\r\n", "\n\n", "\r\n\r\n", ":", " ", "\ufeff", "\0", "é"]).map(
         str.encode
     ),
-    st.builds(
-        lambda name, colon, space, value, end: f"{name}{colon}{space}{value}{end}".encode(),
-        st.sampled_from(FIELD_NAMES),
-        st.sampled_from([":", ":", ""]),
-        st.sampled_from(["", " ", "  "]),
+    field_lines(
+        FIELD_NAMES,
         st.text(st.sampled_from("ab1 :\0é\ufeff0"), max_size=4),
-        st.sampled_from(["\n", "\r", "\r\n", "\n\n", ""]),
+        ["\n", "\r", "\r\n", "\n\n", ""],
     ),
     st.sampled_from([b"\xef\xbb\xbf", b"\xff", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98\x80", b"\x80"]),
     st.binary(max_size=6),

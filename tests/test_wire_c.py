@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_wire import field_lines
 
 from ssehub import wire
 from ssehub.wire import Event
@@ -86,14 +87,7 @@ stream_piece = st.one_of(
     st.sampled_from(["\n", "\r", "\r\n", "\n\n", "\r\r", "\r\n\r\n", ":", " ", "\ufeff", "\0"]).map(
         str.encode
     ),
-    st.builds(
-        lambda name, colon, space, value, end: f"{name}{colon}{space}{value}{end}".encode(),
-        st.sampled_from(FIELD_NAMES),
-        st.sampled_from([":", ":", ""]),
-        st.sampled_from(["", " ", "  "]),
-        values,
-        st.sampled_from(["\n", "\r", "\r\n", "\n\n", "\r\r", ""]),
-    ),
+    field_lines(FIELD_NAMES, values, ["\n", "\r", "\r\n", "\n\n", "\r\r", ""]),
     st.builds(
         lambda v, end: f"retry: {v}{end}".encode(), retry_values, st.sampled_from(["\n", ""])
     ),
