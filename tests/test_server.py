@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from conftest import HubProcess
 
+from ssehub.fanout import RUN_AHEAD
 from ssehub.wire import Decoder, Event
 
 pytestmark = pytest.mark.anyio
@@ -142,6 +144,32 @@ def test_keep_alive_and_pipelined_publishes_are_answered_in_order(hub_url: str) 
             received += chunk
     ids = [int(i) for i in re.findall(rb'"ids": \["(\d+)"\]', received)]
     assert ids == sorted(ids) and len(ids) == 5
+
+
+def test_a_publisher_is_held_until_all_but_a_couple_of_its_events_are_delivered(
+    hub_url: str,
+) -> None:
+    subscriber = _raw_subscriber(hub_url, "paced")
+    host, port = hub_url.removeprefix("http://").split(":")
+    requests = b"".join(
+        b"POST /publish HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        for body in (b"topic=paced&data=%d" % n for n in range(10))
+    )
+    with subscriber, socket.create_connection((host, int(port))) as publisher:
+        publisher.sendall(requests)  # pipelined: the hub sees all ten at once
+        answers = b""
+        while answers.count(b'{"ids"') < 10:
+            chunk = publisher.recv(65536)
+            assert chunk, answers
+            answers += chunk
+        # The last answer was sent after what it waited for was written to the subscriber's
+        # socket, and loopback delivers in order: those events are readable now, no waiting.
+        subscriber.setblocking(False)
+        delivered = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := subscriber.recv(65536):
+                delivered += chunk
+    assert delivered.count(b"\ndata: ") >= 10 - RUN_AHEAD
 
 
 def test_healthz_and_metrics(hub_url: str) -> None:
