@@ -5,9 +5,10 @@ Writing to a socket costs a system call, and on the hot path that call is nearly
 write each event to each stream as it is published. Published records go into one log; a *sweep*
 visits the streams that have something new, a slice of them at a time, and hands each one
 everything after its cursor in a single write. Between slices the event loop runs, so publishers
-are answered at once and whatever they publish while a sweep is under way rides along in the same
-writes: under load one write carries many events, while an event published to an idle hub still
-goes out in the first slice. No event waits more than one sweep.
+are served and whatever they publish while a sweep is under way rides along in the same writes,
+while an event published to an idle hub still goes out in the first slice. No event waits more
+than one sweep. Publishers are paced (`FanOut.pace`): they may run a couple of events ahead of
+the sweep, no further, so the log stays short and so does the wait.
 
 Each event's bytes were encoded once (`Record.payload`); streams at the same cursor with the same
 topics share one joined buffer, so a slice computes each distinct buffer once.
@@ -69,7 +70,8 @@ class FanOut:
         self._round_position = 0
         self._round_start = 0  # log end when the current round began
         self._scheduled = False
-        # pace callbacks: released when the current round ends / when the next one does.
+        # Held publishers (pace): those of the round under way go on when it ends; the others
+        # join the next round when it starts.
         self._round_waiters: list[Callable[[], object]] = []
         self._next_round_waiters: list[Callable[[], object]] = []
 
