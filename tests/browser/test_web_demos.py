@@ -34,6 +34,25 @@ def test_demo_index_links_every_demo(hub: DemoHub, pages: Pages) -> None:
     screenshot(page, "demos")
 
 
+NAV = ["Console", "Demos", "Clock", "Notifications", "AI chat", "Log tail", "Dashboard"]
+PAGE_PATHS = ["", "demos/", "demos/clock.html", "demos/notifications.html", "demos/chat.html"]
+PAGE_PATHS += ["demos/logs.html", "demos/dashboard.html"]
+
+
+def test_every_page_has_the_same_top_bar_with_itself_marked(hub: DemoHub, pages: Pages) -> None:
+    for path, label in zip(PAGE_PATHS, NAV, strict=True):
+        page = pages.open(f"{hub.url}/{path}?connect=0")
+        nav = page.locator(".topbar nav a")
+        expect(nav).to_have_text(NAV)
+        expect(page.locator('.topbar nav a[aria-current="page"]')).to_have_text(label)
+        targets = nav.evaluate_all("as => as.map(a => a.href)")
+        assert targets == [f"{hub.url}/{other}" for other in PAGE_PATHS], path
+        expect(page.locator(".topbar a.brand")).to_have_attribute(
+            "href", re.compile(r"^(\./|\.\./)$")
+        )
+        page.close()
+
+
 def test_clock_ticks_then_closes_on_end(hub: DemoHub, pages: Pages) -> None:
     page = pages.open(f"{hub.url}/demos/clock.html?count=3&interval=150")
     expect(page.locator("body")).to_have_attribute("data-clock", "ended")
