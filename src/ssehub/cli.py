@@ -17,10 +17,11 @@ def _serve(args: argparse.Namespace) -> int:
     from ssehub.server import ServerConfig, serve
     from ssehub.server.routes import Handler
 
+    demo = args.demo or args.command == "demo"
     hub = Hub(history=args.history, history_ttl=args.history_ttl or None)
     extra_routes: dict[tuple[str, str], Handler] = {}
     background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
-    if args.demo:
+    if demo:
         from ssehub.demo import demo_feeds, demo_routes
 
         extra_routes = demo_routes(hub)
@@ -38,24 +39,20 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_buffer_bytes=args.max_buffer_bytes,
         idle_timeout=args.idle_timeout,
-        demo=args.demo,
+        demo=demo,
         extra_routes=extra_routes,
     )
     serve(config, hub=hub, background=background)
     return 0
 
 
-def _add_serve_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str = "serve"
-) -> None:
-    demo = name == "demo"
+def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
-        name,
-        help="ssehub serve --demo: the hub with its demo pages and feeds"
-        if demo
-        else "run the hub: publish over HTTP, subscribe with EventSource",
-        description="Run an SSE hub: GET /events?topic=T streams, POST /publish publishes."
-        + (" With the demo pages and their feeds (the same as serve --demo)." if demo else ""),
+        "serve",
+        aliases=["demo"],
+        help="run the hub: publish over HTTP, subscribe with EventSource (demo: with --demo)",
+        description="Run an SSE hub: GET /events?topic=T streams, POST /publish publishes. "
+        "`ssehub demo` is `ssehub serve --demo`.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -87,11 +84,8 @@ def _add_serve_parser(
         default=60.0,
         help="seconds a connection may take to send a request (streams are exempt)",
     )
-    if demo:
-        serve.set_defaults(func=_serve, demo=True)
-    else:
-        serve.add_argument("--demo", action="store_true", help="also run the demo pages and feeds")
-        serve.set_defaults(func=_serve)
+    serve.add_argument("--demo", action="store_true", help="also run the demo pages and feeds")
+    serve.set_defaults(func=_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ssehub {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve_parser(commands)
-    _add_serve_parser(commands, "demo")
     add_listen_parser(commands)
     add_publish_parser(commands)
     return parser

@@ -17,6 +17,7 @@ nothing is lost or doubled even when the backend's replay has to wait for I/O.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from collections import deque
@@ -49,21 +50,18 @@ Reader = Callable[[Record], None]
 _TOPIC = re.compile(r"[^\x00-\x20\x7f]{1,256}")
 
 
-# Topic names seen valid before: publishers reuse a few names, so most checks are one lookup.
-_VALID_TOPICS: set[str] = set()
+# Publishers reuse a few topic names, so most checks are one cache lookup.
+@functools.lru_cache(maxsize=65536)
+def _is_topic_name(text: str) -> bool:
+    return _TOPIC.fullmatch(text) is not None
 
 
 def check_topic(topic: object) -> str:
     """Return `topic` if it is a valid topic name: 1-256 characters, no spaces or controls."""
-    if type(topic) is str and topic in _VALID_TOPICS:
-        return topic
-    if not isinstance(topic, str) or _TOPIC.fullmatch(topic) is None:
+    if not isinstance(topic, str) or not _is_topic_name(topic):
         raise ValueError(
             f"topic {topic!r} is invalid: a topic is 1 to 256 characters, no spaces or controls"
         )
-    if len(_VALID_TOPICS) >= 65536:
-        _VALID_TOPICS.clear()
-    _VALID_TOPICS.add(topic)
     return topic
 
 

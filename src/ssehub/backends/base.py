@@ -7,6 +7,7 @@ answers replay questions, and calls the hub back with every record published any
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,17 +54,10 @@ class Record:
         return Event(data=self.data, event=self.event, id=str(self.seq), retry=self.retry)
 
 
-_TOPIC_LINES: dict[tuple[str, ...], bytes] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _topic_lines(topics: tuple[str, ...]) -> bytes:
     """The `topic:` lines of a record; remembered, as a hub publishes to few distinct sets."""
-    lines = _TOPIC_LINES.get(topics)
-    if lines is None:
-        if len(_TOPIC_LINES) >= 4096:
-            _TOPIC_LINES.clear()
-        lines = _TOPIC_LINES[topics] = b"".join(b"topic: %s\n" % t.encode() for t in topics)
-    return lines
+    return b"".join(b"topic: %s\n" % topic.encode() for topic in topics)
 
 
 @dataclass(frozen=True, slots=True)

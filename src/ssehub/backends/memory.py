@@ -25,6 +25,10 @@ class _TopicHistory:
         # Highest id dropped from this topic: a resume from below it would have a gap.
         self.evicted_upto = 0
 
+    def add(self, record: Record, max_count: int, oldest_time: float) -> None:
+        self.records.append(record)
+        self.evict(max_count, oldest_time)
+
     def evict(self, max_count: int, oldest_time: float) -> None:
         records = self.records
         while records and (len(records) > max_count or records[0].time < oldest_time):
@@ -80,10 +84,7 @@ class MemoryBackend(Backend):
                 history = self._topics.get(topic)
                 if history is None:
                     history = self._topics[topic] = _TopicHistory()
-                records_of_topic = history.records
-                records_of_topic.append(record)
-                if len(records_of_topic) > self._max_count or records_of_topic[0].time < oldest:
-                    history.evict(self._max_count, oldest)
+                history.add(record, self._max_count, oldest)
         if self._on_records is not None:
             self._on_records(records)
         return records

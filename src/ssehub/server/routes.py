@@ -68,11 +68,9 @@ def _publication(fields: dict[str, Any], where: str) -> Publication:
     if type(data) is not str:
         data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     retry = fields.get("retry")
-    if retry is None:
-        pass
-    elif type(retry) is str and retry.isascii() and retry.isdigit():
+    if type(retry) is str and retry.isascii() and retry.isdigit():
         retry = int(retry)
-    elif type(retry) is not int or retry < 0:
+    elif retry is not None and (type(retry) is not int or retry < 0):
         raise HTTPError(400, f"{where}'retry' must be a whole number of ms", field="retry")
     return Publication(tuple(topics), data, fields.get("event", "message"), retry)
 
