@@ -172,6 +172,25 @@ def test_pace_holds_a_publisher_until_the_next_round_has_delivered_what_it_publi
     assert released == [True]
 
 
+def test_pace_holds_no_one_while_every_round_fits_in_one_slice() -> None:
+    # Such a round goes out whole at the next turn of the loop: publishers cannot outrun it.
+    fan_out, loop, _ = make(slice_size=2)
+    fan_out.add("a", ("t",), lambda chunk: None)
+    fan_out.add("b", ("t",), lambda chunk: None)
+    fired: list[int] = []
+    for n in range(RUN_AHEAD + 5):
+        fan_out.append(record("t"))
+        fan_out.pace(lambda n=n: fired.append(n))  # type: ignore[misc]
+    assert fired == list(range(RUN_AHEAD + 5))
+
+    fan_out.add("c", ("t",), lambda chunk: None)  # now a round takes two slices
+    fan_out.append(record("t"))
+    fan_out.pace(lambda: fired.append(-1))
+    assert fired[-1] != -1
+    loop.run_until_idle()
+    assert fired[-1] == -1
+
+
 def test_flush_releases_every_held_publisher() -> None:
     fan_out, _, _ = make(slice_size=1)
     for i in range(3):

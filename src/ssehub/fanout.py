@@ -7,8 +7,9 @@ visits the streams that have something new, a slice of them at a time, and hands
 everything after its cursor in a single write. Between slices the event loop runs, so publishers
 are served and whatever they publish while a sweep is under way rides along in the same writes,
 while an event published to an idle hub still goes out in the first slice. No event waits more
-than one sweep. Publishers are paced (`FanOut.pace`): they may run a couple of events ahead of
-the sweep, no further, so the log stays short and so does the wait.
+than one sweep. Publishers are paced (`FanOut.pace`): while a sweep takes several turns of the
+loop, they may run a couple of events ahead of it, no further, so the log stays short and so does
+the wait.
 
 Each event's bytes were encoded once (`Record.payload`); streams at the same cursor with the same
 topics share one joined buffer, so a slice computes each distinct buffer once.
@@ -26,7 +27,7 @@ from typing import Protocol
 
 from ssehub.backends.base import Record
 
-__all__ = ["FanOut", "Writer"]
+__all__ = ["RUN_AHEAD", "SLICE_SIZE", "FanOut", "Writer"]
 
 Writer = Callable[[bytes], object]
 
@@ -37,6 +38,8 @@ class Counters(Protocol):
 
 # How many records may wait for a round to start before publishers are held back (see pace).
 RUN_AHEAD = 2
+# How many streams a sweep serves per turn of the event loop.
+SLICE_SIZE = 64
 
 _GONE = sys.maxsize  # the cursor of a removed stream: nothing is ever after it
 
@@ -57,7 +60,7 @@ class FanOut:
         self,
         schedule: Callable[[Callable[[], None]], object],
         counters: Counters,
-        slice_size: int = 64,
+        slice_size: int = SLICE_SIZE,
     ) -> None:
         self._schedule = schedule
         self._counters = counters
@@ -117,15 +120,30 @@ class FanOut:
     def pace(self, callback: Callable[[], object]) -> None:
         """Call `callback` when a publisher may go on: this is how publishers are held back.
 
-        At once while at most RUN_AHEAD records wait for a round to start. Beyond that, when the
-        next round has handed them to every stream: a publisher cannot outrun delivery and grow
-        the log, yet the few events of back-to-back publishes still share one write per stream.
-        (A round covers the records appended before it began; later ones wait for the next.)
+        At once while at most RUN_AHEAD records wait for a round to start, or while every round
+        fits in one slice. Beyond that, when the next round has handed them to every stream: a
+        publisher cannot outrun delivery and grow the log, yet the few events of back-to-back
+        publishes still share one write per stream. (A round covers the records appended before
+        it began; later ones wait for the next.)
         """
-        if self._end - self._round_start <= RUN_AHEAD:
-            callback()
-        else:
+        if self.publishers_wait():
             self._next_round_waiters.append(callback)
+        else:
+            callback()
+
+    def publishers_wait(self) -> bool:
+        """True when a publisher would be held now (see pace)."""
+        if self._end - self._round_start <= RUN_AHEAD:
+            return False
+        # Only a round spread over several turns of the loop can fall behind: one that fits in a
+        # slice goes out whole at the next turn, with everything published before it, so holding
+        # publishers for it would only slow them down.
+        if len(self._round) > self._slice_size:
+            return True
+        waiting = 0
+        for name in self._dirty:
+            waiting += len(self._topics.get(name, ()))
+        return waiting > self._slice_size
 
     def flush(self) -> None:
         """Send everything pending now, without yielding (shutdown, tests)."""
