@@ -8,8 +8,8 @@ PORT ?= 8000
 
 .PHONY: run test lint typecheck pytest system-deps clean
 
-# The C accelerator is compiled by the install: a change to it reinstalls.
-$(STAMP): pyproject.toml setup.py src/ssehub/_wire_c.c
+# The C accelerators are compiled by the install: a change to one reinstalls.
+$(STAMP): pyproject.toml setup.py $(wildcard src/ssehub/*.c src/ssehub/*/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

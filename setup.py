@@ -1,9 +1,15 @@
-"""Declares the optional C accelerator of ssehub.wire; all other metadata is in pyproject.toml.
+"""Declares the optional C accelerators; all other metadata is in pyproject.toml.
 
-``optional=True``: where the extension cannot be compiled (no C compiler, no Python headers),
-the install still succeeds and ssehub.wire uses its pure-Python implementation.
+``optional=True``: where an extension cannot be compiled (no C compiler, no Python headers), the
+install still succeeds; ssehub.wire then uses its pure-Python implementation, and the server
+reads every request through its general path.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("ssehub._wire_c", ["src/ssehub/_wire_c.c"], optional=True)])
+setup(
+    ext_modules=[
+        Extension("ssehub._wire_c", ["src/ssehub/_wire_c.c"], optional=True),
+        Extension("ssehub.server._publish_c", ["src/ssehub/server/_publish_c.c"], optional=True),
+    ]
+)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from conftest import HubProcess
 
-from ssehub.fanout import RUN_AHEAD
+from ssehub.fanout import RUN_AHEAD, SLICE_SIZE
 from ssehub.wire import Decoder, Event
 
 pytestmark = pytest.mark.anyio
@@ -146,16 +146,108 @@ def test_keep_alive_and_pipelined_publishes_are_answered_in_order(hub_url: str) 
     assert ids == sorted(ids) and len(ids) == 5
 
 
+def _raw_request(target: str, body: bytes, content_type: str = "") -> bytes:
+    head = f"POST {target} HTTP/1.1\r\nHost: h\r\nContent-Length: {len(body)}\r\n"
+    if content_type:
+        head += f"Content-Type: {content_type}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+@pytest.mark.parametrize("sending", ["one by one", "pipelined", "in 7-byte pieces"])
+def test_plain_form_and_general_publishes_mix_on_one_connection_in_order(
+    hub_url: str, sending: str
+) -> None:
+    # Plain form publishes take the C fast path when they arrive whole; JSON, lists of topics,
+    # invalid values, other routes and requests cut in pieces take the general one. Either way
+    # they must be answered in order and published the same way.
+    form = "application/x-www-form-urlencoded"
+    requests = [
+        _raw_request("/publish", b"topic=mix&data=one%0Atwo&event=up", form),
+        _raw_request(
+            "/publish", b'{"topic": "mix", "data": "one\\ntwo", "event": "up"}', "application/json"
+        ),
+        _raw_request("/publish", b"topic=mix&data=3&retry=50"),
+        _raw_request("/publish", b"topic=mix&event=a%0Ab", form),  # refused: line break
+        _raw_request("/publish", b"topic=mix&topic=other&data=4", form),
+        b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
+        _raw_request("/publish", b"topic=mix&data=5", form),
+    ]
+    host, port = hub_url.removeprefix("http://").split(":")
+    answers = b""
+    with stream(hub_url, "mix") as s, socket.create_connection((host, int(port))) as sock:
+        open_position(s)
+
+        def read_answers(count: int) -> None:
+            nonlocal answers
+            while answers.count(b"HTTP/1.1 ") < count or not answers.endswith(b"}"):
+                chunk = sock.recv(65536)
+                assert chunk, answers
+                answers += chunk
+
+        payload = b"".join(requests)
+        if sending == "one by one":
+            for n, request in enumerate(requests, 1):
+                sock.sendall(request)
+                read_answers(n)
+        elif sending == "pipelined":
+            sock.sendall(payload)
+        else:
+            for start in range(0, len(payload), 7):
+                sock.sendall(payload[start : start + 7])
+        read_answers(len(requests))
+        events = s.take(5)
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", answers)
+    assert statuses == [b"200", b"200", b"200", b"400", b"200", b"200", b"200"]
+    assert b"line break" in answers
+    ids = [m.decode() for m in re.findall(rb'"ids": \["(\d+)"\]', answers)]
+    assert [e.id for e in events] == ids
+    assert [(e.event, e.data) for e in events] == [
+        ("up", "one\ntwo"),
+        ("up", "one\ntwo"),
+        ("message", "3"),
+        ("message", "4"),
+        ("message", "5"),
+    ]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "application/json"])
+def test_nothing_sent_after_connection_close_is_served(hub_url: str, content_type: str) -> None:
+    def body(data: str) -> bytes:
+        if content_type == "application/json":
+            return json.dumps({"topic": "closing", "data": data}).encode()
+        return f"topic=closing&data={data}".encode()
+
+    last = _raw_request("/publish", body("first"), content_type)
+    last = last.replace(b"Host: h\r\n", b"Host: h\r\nConnection: close\r\n")
+    host, port = hub_url.removeprefix("http://").split(":")
+    with stream(hub_url, "closing") as s, socket.create_connection((host, int(port))) as sock:
+        open_position(s)
+        sock.sendall(last + _raw_request("/publish", body("second"), content_type))
+        answers = b""
+        while chunk := sock.recv(65536):  # the hub closes the connection after one answer
+            answers += chunk
+        assert answers.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in answers
+        publish(hub_url, topic="closing", data="after")
+        assert [e.data for e in s.take(2)] == ["first", "after"]
+
+
 def test_a_publisher_is_held_until_all_but_a_couple_of_its_events_are_delivered(
     hub_url: str,
 ) -> None:
+    # Enough subscribers that a sweep takes more than one turn of the loop (see FanOut.pace);
+    # the last one is served last.
+    others = [_raw_subscriber(hub_url, "paced") for _ in range(SLICE_SIZE)]
     subscriber = _raw_subscriber(hub_url, "paced")
     host, port = hub_url.removeprefix("http://").split(":")
     requests = b"".join(
         b"POST /publish HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         for body in (b"topic=paced&data=%d" % n for n in range(10))
     )
-    with subscriber, socket.create_connection((host, int(port))) as publisher:
+    with contextlib.ExitStack() as stack:
+        for sock in others:
+            stack.enter_context(sock)
+        stack.enter_context(subscriber)
+        publisher = stack.enter_context(socket.create_connection((host, int(port))))
         publisher.sendall(requests)  # pipelined: the hub sees all ten at once
         answers = b""
         while answers.count(b'{"ids"') < 10:

@@ -734,7 +734,7 @@ class HubApp:
             raise HTTPError(404, f"no route for {method} {path}")
         if method != allowed:
             refusal = error_response(405, f"method {method} not allowed on {path}")
-            refusal.headers.append(("Allow", allowed))
+            refusal.headers = [("Allow", allowed)]
             return refusal
         if path == "/events":
             request = _request(scope)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
@@ -60,11 +61,11 @@ class Response:
     status: int
     body: bytes = b""
     content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: Sequence[tuple[str, str]] = ()
     # Sent when the hub lets the publisher go on (Hub.pace), not at once.
     paced: bool = False
 
-    def head(self, keep_alive: bool, extra: list[tuple[str, str]]) -> bytes:
+    def head(self, keep_alive: bool, extra: Sequence[tuple[str, str]]) -> bytes:
         plain = keep_alive and not extra and not self.headers
         if plain and self.status == 200 and self.content_type == "application/json":
             return _JSON_200_HEAD % len(self.body)

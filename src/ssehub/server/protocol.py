@@ -12,25 +12,36 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import httptools
 
+from ssehub.backends.base import Draft
 from ssehub.server.http import HTTPError, Request, Response, StreamReply, stream_head
 
+try:
+    from ssehub.server._publish_c import parse as parse_plain_publish
+except ImportError:  # built without a C compiler: every request takes the general path
+    parse_plain_publish = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ssehub.server.app import ServerState
 
 __all__ = ["HttpProtocol"]
 
 log = logging.getLogger("ssehub.server")
 
+_T = TypeVar("_T")
 _MAX_PIPELINED = 32
 # Shared empty values for streams, which never parse again (see _start_stream).
 _NOTHING_QUEUED: list[tuple[Request, bool]] = []
 _NO_HEADERS: dict[str, str] = {}
 _NO_RAW_HEADERS: list[tuple[bytes, bytes]] = []
 _NO_BODY: list[bytes] = []
+# What the fast path's publishes look like to the code that answers them.
+_PLAIN_PUBLISH = Request("POST", "/publish", "/publish", {}, _NO_HEADERS)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -42,6 +53,7 @@ class HttpProtocol(asyncio.Protocol):
         "_header_bytes",
         "_headers",
         "_keep_alive",
+        "_partial",
         "_queue",
         "_raw_headers",
         "_task",
@@ -56,6 +68,9 @@ class HttpProtocol(asyncio.Protocol):
         self.state = state
         self.transport: asyncio.Transport | None = None
         self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        # Requests pipelined after one with Connection: close are not served (see _closing), as
+        # HTTP says; without this, llhttp would fail the whole batch, the request with close too.
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self.topics: tuple[str, ...] = ()
         self._url = b""
         self._headers: dict[str, str] = {}
@@ -66,6 +81,7 @@ class HttpProtocol(asyncio.Protocol):
         self._queue: list[tuple[Request, bool]] = []
         self._busy = False
         self._keep_alive = True
+        self._partial = False  # httptools holds part of a request
         self._task: asyncio.Task[None] | None = None
         self._deadline = 0.0  # when an unfinished request times out; 0 while none is awaited
 
@@ -118,6 +134,10 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.parser is None or self.topics:
             return  # a stream's peer has nothing more to say; EOF is noticed by connection_lost
+        if parse_plain_publish is not None and not (self._partial or self._queue or self._busy):
+            data = self._publish_plain(data)
+            if not data or self._closing():
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -139,6 +159,7 @@ class HttpProtocol(asyncio.Protocol):
     # -- httptools callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._partial = True
         self._url = b""
         self._raw_headers = []
         self._header_bytes = 0
@@ -184,6 +205,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.parser is not None
+        self._partial = False
         method = self.parser.get_method().decode("ascii")
         request = Request.parse_target(method, self._url.decode("latin-1"), self._headers)
         body = self._body
@@ -197,24 +219,60 @@ class HttpProtocol(asyncio.Protocol):
         limit = self.state.config.max_header_bytes
         raise HTTPError(431, f"request line and headers are over the limit of {limit} bytes")
 
+    # -- the fast path ------------------------------------------------------------------------
+
+    def _publish_plain(self, data: bytes) -> bytes:
+        """Serve the plain form publishes `data` starts with; return the rest for httptools.
+
+        Most requests a hub sees are `POST /publish` with a small form body, and reading them
+        through httptools' callbacks costs more than publishing them. `parse_plain_publish`
+        (C) reads exactly those and declines everything else, which the general path then reads.
+        """
+        assert parse_plain_publish is not None
+        config = self.state.config
+        publish = self.state.router.publish_drafts
+        start = 0
+        while not (self._busy or self._closing()):
+            fields = parse_plain_publish(
+                data, start, config.max_header_bytes, config.max_body_bytes
+            )
+            if fields is None:
+                break
+            start, self._keep_alive, topic, text, event, retry, encoded = fields
+            self._deadline = 0.0
+            self._reply(_PLAIN_PUBLISH, publish, [Draft((topic,), text, event, retry, encoded)])
+        return data[start:] if start else data
+
     # -- answering ----------------------------------------------------------------------------
 
+    def _closing(self) -> bool:
+        # After an answer with Connection: close, whatever else the client sent is not served.
+        return self.transport is None or self.transport.is_closing()
+
     def _serve_next(self) -> None:
-        while self._queue and not self._busy and self.transport is not None and not self.topics:
+        while self._queue and not (self._busy or self.topics or self._closing()):
             request, keep_alive = self._queue.pop(0)
             self._keep_alive = keep_alive
-            try:
-                reply = self.state.handle(request)
-            except HTTPError as error:
-                self._respond(request, error.response())
-                continue
-            if isinstance(reply, (Response, StreamReply)):
-                self._answer(request, reply)
-            else:
-                self._busy = True
-                self._task = asyncio.ensure_future(self._await_reply(request, reply))
+            self._reply(request, self.state.handle, request)
         if not self._queue and self.transport is not None and not self.topics:
             self.transport.resume_reading()
+
+    def _reply(
+        self,
+        request: Request,
+        handler: Callable[[_T], Response | StreamReply | Awaitable[Response | StreamReply]],
+        argument: _T,
+    ) -> None:
+        try:
+            reply = handler(argument)
+        except HTTPError as error:
+            self._respond(request, error.response())
+            return
+        if isinstance(reply, (Response, StreamReply)):
+            self._answer(request, reply)
+        else:
+            self._busy = True
+            self._task = asyncio.ensure_future(self._await_reply(request, reply))
 
     def _respond_paced(self, request: Request, reply: Response) -> None:
         self._busy = False
@@ -237,7 +295,7 @@ class HttpProtocol(asyncio.Protocol):
         self._serve_next()
 
     def _answer(self, request: Request, reply: Response | StreamReply) -> None:
-        if isinstance(reply, Response) and reply.paced:
+        if isinstance(reply, Response) and reply.paced and self.state.hub.publishers_wait():
             # Later, in order: the next request of this connection waits until then.
             self._busy = True
             self.state.hub.pace(partial(self._respond_paced, request, reply))

@@ -12,7 +12,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
-from ssehub.hub import Hub, InvalidPublication, Publication, check_topic
+from ssehub.backends.base import Draft
+from ssehub.hub import Hub, InvalidPublication, Publication, check_topic, draft_all
 from ssehub.server.http import HTTPError, Request, Response, StreamReply, json_response
 
 __all__ = [
@@ -139,8 +140,7 @@ def _refusal(error: InvalidPublication, batch: bool) -> HTTPError:
 
 def _ids_response(ids: list[str]) -> Response:
     # Ids are decimal digits: no JSON escaping can be needed.
-    body = ('{"ids": ["' + '", "'.join(ids) + '"]}').encode()
-    return Response(200, body, paced=True)
+    return Response(200, b'{"ids": ["%s"]}' % '", "'.join(ids).encode(), paced=True)
 
 
 def stream_topics(request: Request) -> tuple[str, ...]:
@@ -193,18 +193,20 @@ class Router:
     def publish(self, request: Request) -> Reply | Awaitable[Reply]:
         publications = parse_publications(request)
         try:
-            ids = self.hub.publish_now(publications)
+            drafts = draft_all(publications)
         except InvalidPublication as error:
             raise _refusal(error, len(publications) > 1) from None
+        return self.publish_drafts(drafts)
+
+    def publish_drafts(self, drafts: list[Draft]) -> Reply | Awaitable[Reply]:
+        """Publish validated, encoded publications (`Publication.draft`); answer their ids."""
+        ids = self.hub.publish_drafts_now(drafts)
         if ids is not None:
             return _ids_response(ids)
-        return self._publish_later(publications)
+        return self._publish_later(drafts)
 
-    async def _publish_later(self, publications: list[Publication]) -> Reply:
-        try:
-            return _ids_response(await self.hub.publish_many(publications))
-        except InvalidPublication as error:
-            raise _refusal(error, len(publications) > 1) from None
+    async def _publish_later(self, drafts: list[Draft]) -> Reply:
+        return _ids_response(await self.hub.publish_drafts(drafts))
 
     def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
