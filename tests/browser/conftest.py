@@ -145,7 +145,7 @@ def browser() -> Iterator[Browser]:
     if not os.path.exists(CHROMIUM):  # pragma: no cover - depends on the machine
         pytest.skip(
             f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium, or "
-            "`make browser`); these tests use no other browser"
+            "`make system-deps`); these tests use no other browser"
         )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
