@@ -277,6 +277,7 @@ def test_mounted_hub_resets_an_unknown_last_event_id(url: str) -> None:
         ("GET", "/sse/events?topic=a%20b", None, 400, "topic 'a b' is invalid"),
         ("POST", "/sse/publish", {"data": "x"}, 400, "missing field 'topic'"),
         ("POST", "/sse/publish", {"topic": "t", "id": "1"}, 400, "ids are assigned by the hub"),
+        ("POST", "/sse/publish", {"topic": "t", "event": "a\nb"}, 400, "line break"),
         ("GET", "/sse/publish", None, 405, "method GET not allowed on /publish"),
         ("GET", "/sse/nothing", None, 404, "no route for GET /nothing"),
     ],

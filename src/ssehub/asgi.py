@@ -748,10 +748,10 @@ class HubApp:
                 max_pending_bytes=self.max_pending_bytes,
             )
         request = _request(scope, await self._read_body(receive))
-        publications = routes.parse_publications(request)
-        ids = self.hub.publish_now(publications)
+        drafts = routes.parse_drafts(request)
+        ids = self.hub.publish_drafts_now(drafts)
         if ids is None:
-            ids = await self.hub.publish_many(publications)
+            ids = await self.hub.publish_drafts(drafts)
         return json_response({"ids": ids})
 
     async def _read_body(self, receive: Receive) -> bytes:

@@ -202,14 +202,6 @@ class Hub:
         """
         return await self.publish_drafts(draft_all(publications))
 
-    def publish_now(self, publications: Iterable[Publication]) -> list[str] | None:
-        """Publish without awaiting when the backend allows it (the server's fast path).
-
-        Returns None, having published nothing, when the backend needs I/O: call `publish_many`.
-        Raises InvalidPublication, having published nothing, for invalid input.
-        """
-        return self.publish_drafts_now(draft_all(publications))
-
     async def publish_drafts(self, drafts: Sequence[Draft]) -> list[str]:
         """`publish_many` of publications already drafted (validated and encoded)."""
         await self.start()
@@ -219,7 +211,11 @@ class Hub:
         return [str(record.seq) for record in records]
 
     def publish_drafts_now(self, drafts: Sequence[Draft]) -> list[str] | None:
-        """`publish_now` of publications already drafted (validated and encoded)."""
+        """Publish drafts without awaiting when the backend allows it (the server's path).
+
+        Returns None, having published nothing, when the backend needs I/O: call
+        `publish_drafts`.
+        """
         if not self._started:
             return None
         records = self.backend.append_now(drafts)

@@ -22,6 +22,7 @@ __all__ = [
     "Router",
     "ServerConfig",
     "last_event_id",
+    "parse_drafts",
     "parse_publications",
     "stream_topics",
 ]
@@ -133,9 +134,17 @@ def parse_publications(request: Request) -> list[Publication]:
     )
 
 
-def _refusal(error: InvalidPublication, batch: bool) -> HTTPError:
-    where = f"item {error.index}: " if batch else ""
-    return HTTPError(400, f"{where}{error}", field=error.field)
+def parse_drafts(request: Request) -> list[Draft]:
+    """The publications of a POST /publish, validated and encoded (`Publication.draft`).
+
+    HTTPError says what is wrong with the body or which value the hub refuses.
+    """
+    publications = parse_publications(request)
+    try:
+        return draft_all(publications)
+    except InvalidPublication as error:
+        where = f"item {error.index}: " if len(publications) > 1 else ""
+        raise HTTPError(400, f"{where}{error}", field=error.field) from None
 
 
 def _ids_response(ids: list[str]) -> Response:
@@ -191,12 +200,7 @@ class Router:
         return StreamReply(stream_topics(request), last_event_id(request))
 
     def publish(self, request: Request) -> Reply | Awaitable[Reply]:
-        publications = parse_publications(request)
-        try:
-            drafts = draft_all(publications)
-        except InvalidPublication as error:
-            raise _refusal(error, len(publications) > 1) from None
-        return self.publish_drafts(drafts)
+        return self.publish_drafts(parse_drafts(request))
 
     def publish_drafts(self, drafts: list[Draft]) -> Reply | Awaitable[Reply]:
         """Publish validated, encoded publications (`Publication.draft`); answer their ids."""
