@@ -7,9 +7,9 @@ visits the streams that have something new, a slice of them at a time, and hands
 everything after its cursor in a single write. Between slices the event loop runs, so publishers
 are served and whatever they publish while a sweep is under way rides along in the same writes,
 while an event published to an idle hub still goes out in the first slice. No event waits more
-than one sweep. Publishers are paced (`FanOut.pace`): while a sweep takes several turns of the
-loop, they may run a couple of events ahead of it, no further, so the log stays short and so does
-the wait.
+than one sweep. Publishers are paced (`FanOut.publishers_wait`, `FanOut.hold`): while a sweep
+takes several turns of the loop, they may run a couple of events ahead of it, no further, so the
+log stays short and so does the wait.
 
 Each event's bytes were encoded once (`Record.payload`); streams at the same cursor with the same
 topics share one joined buffer, so a slice computes each distinct buffer once.
@@ -36,7 +36,7 @@ class Counters(Protocol):
     delivered: int
 
 
-# How many records may wait for a round to start before publishers are held back (see pace).
+# How many records may wait for a round to start before publishers are held back (see hold).
 RUN_AHEAD = 2
 # How many streams a sweep serves per turn of the event loop.
 SLICE_SIZE = 64
@@ -73,7 +73,7 @@ class FanOut:
         self._round_position = 0
         self._round_start = 0  # log end when the current round began
         self._scheduled = False
-        # Held publishers (pace): those of the round under way go on when it ends; the others
+        # Held publishers (hold): those of the round under way go on when it ends; the others
         # join the next round when it starts.
         self._round_waiters: list[Callable[[], object]] = []
         self._next_round_waiters: list[Callable[[], object]] = []
@@ -117,22 +117,14 @@ class FanOut:
                 self._scheduled = True
                 self._schedule(self._tick)
 
-    def pace(self, callback: Callable[[], object]) -> None:
-        """Call `callback` when a publisher may go on: this is how publishers are held back.
-
-        At once while at most RUN_AHEAD records wait for a round to start, or while every round
-        fits in one slice. Beyond that, when the next round has handed them to every stream: a
-        publisher cannot outrun delivery and grow the log, yet the few events of back-to-back
-        publishes still share one write per stream. (A round covers the records appended before
-        it began; later ones wait for the next.)
-        """
-        if self.publishers_wait():
-            self._next_round_waiters.append(callback)
-        else:
-            callback()
-
     def publishers_wait(self) -> bool:
-        """True when a publisher would be held now (see pace)."""
+        """True when a publisher that has just published must wait (see `hold`).
+
+        Publishers go on at once while at most RUN_AHEAD records wait for a round to start, or
+        while every round fits in one slice. Beyond that they are held until the next round has
+        handed those records to every stream: a publisher cannot outrun delivery and grow the
+        log, yet the few events of back-to-back publishes still share one write per stream.
+        """
         if self._end - self._round_start <= RUN_AHEAD:
             return False
         # Only a round spread over several turns of the loop can fall behind: one that fits in a
@@ -144,6 +136,14 @@ class FanOut:
         for name in self._dirty:
             waiting += len(self._topics.get(name, ()))
         return waiting > self._slice_size
+
+    def hold(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once the next round has handed every record so far to every stream.
+
+        For a publisher while `publishers_wait()`: records then wait for a round, so one comes.
+        (A round covers the records appended before it began; later ones wait for the next.)
+        """
+        self._next_round_waiters.append(callback)
 
     def flush(self) -> None:
         """Send everything pending now, without yielding (shutdown, tests)."""

@@ -242,17 +242,17 @@ class Hub:
         """Hand every pending event to its streams now (before shutdown, in tests)."""
         self._fan_out.flush()
 
-    def pace(self, callback: Callable[[], object]) -> None:
-        """Call `callback` when a publisher may publish again (see `FanOut.pace`).
+    def publishers_wait(self) -> bool:
+        """True when a publisher that has just published must wait (see `hold_publisher`)."""
+        return self._fan_out.publishers_wait()
+
+    def hold_publisher(self, callback: Callable[[], object]) -> None:
+        """While `publishers_wait()`: call `callback` when the publisher may go on.
 
         The server answers a publish only then, so publishers cannot run more than a couple of
         events ahead of delivery: fast publishers slow down to the rate subscribers are served.
         """
-        self._fan_out.pace(callback)
-
-    def publishers_wait(self) -> bool:
-        """True when `pace` would hold a publisher now; cheaper than calling it to find out."""
-        return self._fan_out.publishers_wait()
+        self._fan_out.hold(callback)
 
     # -- subscribing --------------------------------------------------------------------------
 

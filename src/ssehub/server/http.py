@@ -62,7 +62,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: Sequence[tuple[str, str]] = ()
-    # Sent when the hub lets the publisher go on (Hub.pace), not at once.
+    # Sent when the hub lets the publisher go on (Hub.hold_publisher), not at once.
     paced: bool = False
 
     def head(self, keep_alive: bool, extra: Sequence[tuple[str, str]]) -> bytes:

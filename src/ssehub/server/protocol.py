@@ -298,7 +298,7 @@ class HttpProtocol(asyncio.Protocol):
         if isinstance(reply, Response) and reply.paced and self.state.hub.publishers_wait():
             # Later, in order: the next request of this connection waits until then.
             self._busy = True
-            self.state.hub.pace(partial(self._respond_paced, request, reply))
+            self.state.hub.hold_publisher(partial(self._respond_paced, request, reply))
         else:
             self._respond(request, reply)
 
