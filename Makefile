@@ -9,7 +9,7 @@ PORT ?= 8000
 .PHONY: run test lint typecheck pytest system-deps clean
 
 # The C accelerators are compiled by the install: a change to one reinstalls.
-$(STAMP): pyproject.toml setup.py $(wildcard src/ssehub/*.c src/ssehub/*/*.c)
+$(STAMP): pyproject.toml setup.py $(wildcard src/ssehub/*.[ch] src/ssehub/*/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

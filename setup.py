@@ -7,9 +7,16 @@ reads every request through its general path.
 
 from setuptools import Extension, setup
 
+EVENT_BYTES = "src/ssehub/_event_bytes.h"  # the event writer both extensions include
+
 setup(
     ext_modules=[
-        Extension("ssehub._wire_c", ["src/ssehub/_wire_c.c"], optional=True),
-        Extension("ssehub.server._publish_c", ["src/ssehub/server/_publish_c.c"], optional=True),
+        Extension("ssehub._wire_c", ["src/ssehub/_wire_c.c"], depends=[EVENT_BYTES], optional=True),
+        Extension(
+            "ssehub.server._publish_c",
+            ["src/ssehub/server/_publish_c.c"],
+            depends=[EVENT_BYTES],
+            optional=True,
+        ),
     ]
 )

@@ -15,12 +15,16 @@
  * class and its pure-Python functions; dispatched events are instances of that Event class,
  * created here without going through the dataclass __init__ (see make_event).
  *
+ * The bytes of an event are written by _event_bytes.h, shared with the publish fast path.
+ *
  * The GIL is held throughout; nothing here recurses.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
+
+#include "_event_bytes.h"
 
 #if PY_VERSION_HEX < 0x030B0000
 #error "ssehub._wire_c needs Python 3.11 or later"
@@ -730,64 +734,6 @@ utf8_of(PyObject *s, const char **p, Py_ssize_t *n, PyObject **tmp)
     return 0;
 }
 
-/* The lines of a text: split at CRLF, CR and LF; a text with k line breaks has k + 1 lines
- * (like str.split after replacing CRLF and CR with LF). Each search moves forward only. */
-typedef struct {
-    const char *s;
-    Py_ssize_t n, pos, lf, cr;
-} Lines;
-
-static inline void
-lines_init(Lines *it, const char *s, Py_ssize_t n)
-{
-    it->s = s;
-    it->n = n;
-    it->pos = 0;
-    it->lf = it->cr = -1;
-}
-
-static inline int
-lines_next(Lines *it, const char **line, Py_ssize_t *len)
-{
-    Py_ssize_t pos = it->pos, n = it->n;
-    if (pos > n) {
-        return 0;
-    }
-    if (it->lf < pos) {
-        const char *q = memchr(it->s + pos, '\n', (size_t)(n - pos));
-        it->lf = q ? q - it->s : n;
-    }
-    if (it->cr < pos) {
-        const char *q = memchr(it->s + pos, '\r', (size_t)(n - pos));
-        it->cr = q ? q - it->s : n;
-    }
-    Py_ssize_t end = it->lf < it->cr ? it->lf : it->cr;
-    *line = it->s + pos;
-    *len = end - pos;
-    if (end == n) {
-        it->pos = n + 1;
-    }
-    else if (it->s[end] == '\r' && end + 1 < n && it->s[end + 1] == '\n') {
-        it->pos = end + 2;
-    }
-    else {
-        it->pos = end + 1;
-    }
-    return 1;
-}
-
-static inline int
-has_line_break(const char *s, Py_ssize_t n)
-{
-    return memchr(s, '\n', (size_t)n) != NULL || memchr(s, '\r', (size_t)n) != NULL;
-}
-
-static inline char *
-put(char *out, const char *s, Py_ssize_t n)
-{
-    memcpy(out, s, (size_t)n);
-    return out + n;
-}
 
 static PyObject *
 encode_event(PyObject *event)
@@ -806,29 +752,18 @@ encode_event(PyObject *event)
         return NULL; /* unset slots, other types, subclasses: the Python implementation */
     }
     PyObject *out = NULL, *tmp_data = NULL, *tmp_id = NULL, *tmp_type = NULL;
-    Py_ssize_t size = 0;
 
-    /* retry: "retry: <decimal>\n" for an int >= 0 (others: the Python implementation). */
-    char digits[24];
-    Py_ssize_t ndigits = 0;
+    /* retry: an int >= 0 (others: the Python implementation). */
+    long long retry_value = -1;
     if (retry != Py_None) {
         int overflow;
-        long long value = PyLong_AsLongLongAndOverflow(retry, &overflow);
-        if (overflow || value < 0) {
+        retry_value = PyLong_AsLongLongAndOverflow(retry, &overflow);
+        if (overflow || retry_value < 0) {
             return NULL; /* negative (ValueError), or huge: the Python implementation */
         }
-        char reversed[24];
-        do {
-            reversed[ndigits++] = (char)('0' + value % 10);
-            value /= 10;
-        } while (value);
-        for (Py_ssize_t i = 0; i < ndigits; i++) {
-            digits[i] = reversed[ndigits - 1 - i];
-        }
-        size += 7 + ndigits + 1;
     }
 
-    /* id: "id: <id>\n", unless None; no CR, LF or NUL (ValueError). */
+    /* id: unless None; no CR, LF or NUL (ValueError). */
     const char *id_p = NULL;
     Py_ssize_t id_n = 0;
     if (eid != Py_None) {
@@ -836,10 +771,9 @@ encode_event(PyObject *event)
             memchr(id_p, 0, (size_t)id_n) != NULL) {
             goto fallback;
         }
-        size += 4 + id_n + 1;
     }
 
-    /* event: "event: <type>\n", unless "message" or "" (both mean "message"); no CR or LF. */
+    /* event: unless "message" or "" (both mean "message"); no CR or LF. */
     const char *type_p = NULL;
     Py_ssize_t type_n = 0;
     Py_ssize_t type_len = PyUnicode_GET_LENGTH(etype);
@@ -848,65 +782,14 @@ encode_event(PyObject *event)
         if (utf8_of(etype, &type_p, &type_n, &tmp_type) < 0 || has_line_break(type_p, type_n)) {
             goto fallback;
         }
-        size += 7 + type_n + 1;
     }
 
-    /* data: one "data: <line>\n" per line, lines split at CRLF, CR and LF; then a blank line. */
     const char *data_p;
     Py_ssize_t data_n;
     if (utf8_of(data, &data_p, &data_n, &tmp_data) < 0) {
         goto fallback;
     }
-    int multiline = has_line_break(data_p, data_n);
-    Lines it;
-    const char *line;
-    Py_ssize_t len;
-    if (multiline) {
-        lines_init(&it, data_p, data_n);
-        while (lines_next(&it, &line, &len)) {
-            size += 7 + len;
-        }
-    }
-    else {
-        size += 7 + data_n;
-    }
-    size += 1;
-
-    out = PyBytes_FromStringAndSize(NULL, size);
-    if (out == NULL) {
-        goto done;
-    }
-    char *o = PyBytes_AS_STRING(out);
-    if (ndigits) {
-        o = put(o, "retry: ", 7);
-        o = put(o, digits, ndigits);
-        *o++ = '\n';
-    }
-    if (id_p) {
-        o = put(o, "id: ", 4);
-        o = put(o, id_p, id_n);
-        *o++ = '\n';
-    }
-    if (type_p) {
-        o = put(o, "event: ", 7);
-        o = put(o, type_p, type_n);
-        *o++ = '\n';
-    }
-    if (multiline) {
-        lines_init(&it, data_p, data_n);
-        while (lines_next(&it, &line, &len)) {
-            o = put(o, "data: ", 6);
-            o = put(o, line, len);
-            *o++ = '\n';
-        }
-    }
-    else {
-        o = put(o, "data: ", 6);
-        o = put(o, data_p, data_n);
-        *o++ = '\n';
-    }
-    *o++ = '\n';
-    assert(o == PyBytes_AS_STRING(out) + size);
+    out = event_bytes(retry_value, id_p, id_n, type_p, type_n, data_p, data_n);
     goto done;
 fallback:
     out = NULL;

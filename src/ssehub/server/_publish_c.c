@@ -17,6 +17,8 @@
 #include <Python.h>
 #include <string.h>
 
+#include "../_event_bytes.h"
+
 #if PY_VERSION_HEX < 0x030B0000
 #error "ssehub.server._publish_c needs Python 3.11 or later"
 #endif
@@ -273,61 +275,6 @@ valid_topic(const char *s, Py_ssize_t n)
     return characters >= 1 && characters <= 256;
 }
 
-/* ssehub.wire.encode of an event without an id: "retry: <n>" if given, "event: <type>" unless
- * the type is "message", one "data: <line>" per line of data (lines end at CRLF, CR or LF), and
- * a blank line. The type has no line break (the caller checked). */
-static PyObject *
-encode_event(const char *data, Py_ssize_t data_n, const char *type, Py_ssize_t type_n,
-             long long retry)
-{
-    char digits[24];
-    int ndigits = retry >= 0 ? snprintf(digits, sizeof digits, "%lld", retry) : 0;
-    int plain_type = type_n == 7 && memcmp(type, "message", 7) == 0;
-    Py_ssize_t size = (ndigits ? 8 + ndigits : 0) + (plain_type ? 0 : 8 + type_n) + 1;
-    Py_ssize_t lines = 1;
-    for (Py_ssize_t i = 0; i < data_n; i++) {
-        if (data[i] == '\n' || (data[i] == '\r' && !(i + 1 < data_n && data[i + 1] == '\n'))) {
-            lines++;
-        }
-    }
-    size += data_n + 7 * lines; /* "data: " and "\n" per line; CRLF pairs lose a byte below */
-    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
-    if (out == NULL) {
-        return NULL;
-    }
-    char *o = PyBytes_AS_STRING(out);
-    if (ndigits) {
-        o += sprintf(o, "retry: %s\n", digits);
-    }
-    if (!plain_type) {
-        memcpy(o, "event: ", 7);
-        memcpy(o + 7, type, (size_t)type_n);
-        o += 7 + type_n;
-        *o++ = '\n';
-    }
-    memcpy(o, "data: ", 6);
-    o += 6;
-    for (Py_ssize_t i = 0; i < data_n; i++) {
-        char c = data[i];
-        if (c == '\r' || c == '\n') {
-            if (c == '\r' && i + 1 < data_n && data[i + 1] == '\n') {
-                i++;
-            }
-            memcpy(o, "\ndata: ", 7);
-            o += 7;
-        }
-        else {
-            *o++ = c;
-        }
-    }
-    *o++ = '\n';
-    *o++ = '\n';
-    if (_PyBytes_Resize(&out, o - PyBytes_AS_STRING(out)) < 0) {
-        return NULL;
-    }
-    return out;
-}
-
 enum { TOPIC, DATA, EVENT, RETRY, FIELDS };
 static const char *const FIELD_NAMES[FIELDS] = {"topic", "data", "event", "retry"};
 
@@ -409,12 +356,13 @@ publication(int keep_alive, Py_ssize_t end, PyObject *topic, PyObject *data, PyO
     if (topic_p == NULL || data_p == NULL || type_p == NULL) {
         return NULL;
     }
-    if (!valid_topic(topic_p, topic_n) || type_n == 0 ||
-        memchr(type_p, '\n', (size_t)type_n) != NULL ||
-        memchr(type_p, '\r', (size_t)type_n) != NULL) {
+    if (!valid_topic(topic_p, topic_n) || type_n == 0 || has_line_break(type_p, type_n)) {
         Py_RETURN_NONE;
     }
-    PyObject *encoded = encode_event(data_p, data_n, type_p, type_n, retry);
+    /* As ssehub.wire.encode writes it: no "event:" line for the default type, no id yet. */
+    int plain_type = type_n == 7 && memcmp(type_p, "message", 7) == 0;
+    PyObject *encoded = event_bytes(retry, NULL, 0, plain_type ? NULL : type_p, type_n, data_p,
+                                    data_n);
     if (encoded == NULL) {
         return NULL;
     }
