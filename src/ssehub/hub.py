@@ -223,10 +223,11 @@ class Hub:
 
     def _deliver(self, records: Sequence[Record]) -> None:
         stats = self.stats
+        stats.published += len(records)
         for record in records:
-            stats.published += 1
             self._fan_out.append(record)
-            if self._readers:
+        if self._readers:
+            for record in records:
                 for read in self._readers_of(record.topics):
                     read(record)
                     stats.delivered += 1

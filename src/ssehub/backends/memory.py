@@ -25,10 +25,6 @@ class _TopicHistory:
         # Highest id dropped from this topic: a resume from below it would have a gap.
         self.evicted_upto = 0
 
-    def add(self, record: Record, max_count: int, oldest_time: float) -> None:
-        self.records.append(record)
-        self.evict(max_count, oldest_time)
-
     def evict(self, max_count: int, oldest_time: float) -> None:
         records = self.records
         while records and (len(records) > max_count or records[0].time < oldest_time):
@@ -75,16 +71,25 @@ class MemoryBackend(Backend):
     def append_now(self, drafts: Sequence[Draft]) -> list[Record]:
         now = self._clock()
         oldest = self._oldest_kept(now)
+        max_count = self._max_count
+        histories = self._topics
         records = []
         for draft in drafts:
             self._seq += 1
             record = Record.from_draft(draft, self._seq, now)
             records.append(record)
             for topic in draft.topics:
-                history = self._topics.get(topic)
+                history = histories.get(topic)
                 if history is None:
-                    history = self._topics[topic] = _TopicHistory()
-                history.add(record, self._max_count, oldest)
+                    history = histories[topic] = _TopicHistory()
+                # Inline, as this runs for every event: a full history drops one event per
+                # event added, and a stale oldest event sends us to `evict` for the rest.
+                kept = history.records
+                kept.append(record)
+                if len(kept) > max_count:
+                    history.evicted_upto = kept.popleft().seq
+                if kept and kept[0].time < oldest:
+                    history.evict(max_count, oldest)
         if self._on_records is not None:
             self._on_records(records)
         return records
