@@ -30,9 +30,12 @@ class HubProcess:
         return self.process.wait(timeout=timeout)
 
 
-def start_hub_process(*args: str, command: str = "serve") -> HubProcess:
-    """`ssehub <command> --port 0 <args>`, once it listens."""
-    argv = [sys.executable, "-m", "ssehub", command, "--port", "0", *args]
+def start_hub_process(*args: str, command: str = "serve", script: str = "") -> HubProcess:
+    """`ssehub <command> --port 0 <args>` (or a `script` that serves), once it listens."""
+    if script:
+        argv = [sys.executable, script, *args]
+    else:
+        argv = [sys.executable, "-m", "ssehub", command, "--port", "0", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
     assert process.stderr is not None
@@ -51,8 +54,8 @@ def start_hub() -> Iterator[Callable[..., HubProcess]]:
     """Factory: `hub = start_hub("--history", "5")`; every hub started is stopped afterwards."""
     started: list[HubProcess] = []
 
-    def start(*args: str, command: str = "serve") -> HubProcess:
-        hub = start_hub_process(*args, command=command)
+    def start(*args: str, command: str = "serve", script: str = "") -> HubProcess:
+        hub = start_hub_process(*args, command=command, script=script)
         started.append(hub)
         return hub
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ssehub.hub import Hub
 from ssehub.server.http import HTTPError, Request, Response
-from ssehub.server.protocol import HttpProtocol
+from ssehub.server.protocol import HttpProtocol, PublishGroup
 from ssehub.server.routes import Reply, Router, ServerConfig
 from ssehub.wire import comment
 
@@ -36,12 +36,14 @@ class ServerState:
     closing: bool = False
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)
     router: Router = field(init=False)
+    publish_group: PublishGroup = field(init=False)
     now: Callable[[], float] = field(init=False)  # the event loop's clock
     _allow_any_origin: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.now = asyncio.get_running_loop().time
         self.router = Router(self.hub, self.config, self.metrics)
+        self.publish_group = PublishGroup(self)
         self._allow_any_origin = "*" in self.config.cors_origins
 
     def handle(self, request: Request) -> Reply | Awaitable[Reply]:

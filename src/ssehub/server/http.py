@@ -9,6 +9,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qs
 
 __all__ = [
+    "JSON_200_HEAD",
     "SSE_HEADERS",
     "HTTPError",
     "Request",
@@ -53,7 +54,7 @@ class Request:
 
 
 # The head of nearly every answer to a publisher, formatted once.
-_JSON_200_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+JSON_200_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 
 
 @dataclass(slots=True)
@@ -68,7 +69,7 @@ class Response:
     def head(self, keep_alive: bool, extra: Sequence[tuple[str, str]]) -> bytes:
         plain = keep_alive and not extra and not self.headers
         if plain and self.status == 200 and self.content_type == "application/json":
-            return _JSON_200_HEAD % len(self.body)
+            return JSON_200_HEAD % len(self.body)
         head = _STATUS_LINES[self.status]
         if self.content_type:
             head += f"Content-Type: {self.content_type}\r\n"

@@ -18,6 +18,7 @@ import httptools
 
 from ssehub.backends.base import Draft
 from ssehub.server.http import HTTPError, Request, Response, StreamReply, stream_head
+from ssehub.server.routes import id_reply, ids_response
 
 try:
     from ssehub.server._publish_c import parse as parse_plain_publish
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     from ssehub.server.app import ServerState
 
-__all__ = ["HttpProtocol"]
+__all__ = ["HttpProtocol", "PublishGroup"]
 
 log = logging.getLogger("ssehub.server")
 
@@ -50,6 +51,7 @@ class HttpProtocol(asyncio.Protocol):
         "_body_bytes",
         "_busy",
         "_deadline",
+        "_failure",
         "_header_bytes",
         "_headers",
         "_keep_alive",
@@ -84,6 +86,7 @@ class HttpProtocol(asyncio.Protocol):
         self._partial = False  # httptools holds part of a request
         self._task: asyncio.Task[None] | None = None
         self._deadline = 0.0  # when an unfinished request times out; 0 while none is awaited
+        self._failure: HTTPError | None = None  # for a request that could not be parsed
 
     # -- connection events --------------------------------------------------------------------
 
@@ -136,7 +139,7 @@ class HttpProtocol(asyncio.Protocol):
             return  # a stream's peer has nothing more to say; EOF is noticed by connection_lost
         if parse_plain_publish is not None and not (self._partial or self._queue or self._busy):
             data = self._publish_plain(data)
-            if not data or self._closing():
+            if not data:
                 return
         try:
             self.parser.feed_data(data)
@@ -222,26 +225,27 @@ class HttpProtocol(asyncio.Protocol):
     # -- the fast path ------------------------------------------------------------------------
 
     def _publish_plain(self, data: bytes) -> bytes:
-        """Serve the plain form publishes `data` starts with; return the rest for httptools.
+        """Take a plain form publish from the start of `data`; return the rest for httptools.
 
         Most requests a hub sees are `POST /publish` with a small form body, and reading them
         through httptools' callbacks costs more than publishing them. `parse_plain_publish`
         (C) reads exactly those and declines everything else, which the general path then reads.
+        A publish it reads joins this turn's `PublishGroup`, which answers it; until then the
+        connection is busy, and what it pipelined after the publish waits in httptools' queue.
         """
         assert parse_plain_publish is not None
         config = self.state.config
-        publish = self.state.router.publish_drafts
-        start = 0
-        while not (self._busy or self._closing()):
-            fields = parse_plain_publish(
-                data, start, config.max_header_bytes, config.max_body_bytes
-            )
-            if fields is None:
-                break
-            start, self._keep_alive, topic, text, event, retry, encoded = fields
-            self._deadline = 0.0
-            self._reply(_PLAIN_PUBLISH, publish, [Draft((topic,), text, event, retry, encoded)])
-        return data[start:] if start else data
+        fields = parse_plain_publish(data, 0, config.max_header_bytes, config.max_body_bytes)
+        if fields is None:
+            return data
+        end, keep_alive, topic, text, event, retry, encoded = fields
+        self.state.publish_group.add(self, keep_alive, Draft((topic,), text, event, retry, encoded))
+        self._busy = True
+        self._deadline = 0.0
+        if not keep_alive:
+            self.parser = None  # nothing sent after Connection: close is served
+            return b""
+        return data[end:]
 
     # -- answering ----------------------------------------------------------------------------
 
@@ -250,6 +254,10 @@ class HttpProtocol(asyncio.Protocol):
         return self.transport is None or self.transport.is_closing()
 
     def _serve_next(self) -> None:
+        if self._failure is not None:
+            if not self._busy:
+                self._send_failure()
+            return
         while self._queue and not (self._busy or self.topics or self._closing()):
             request, keep_alive = self._queue.pop(0)
             self._keep_alive = keep_alive
@@ -273,6 +281,22 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self._busy = True
             self._task = asyncio.ensure_future(self._await_reply(request, reply))
+
+    def publish_alone(self, keep_alive: bool, draft: Draft) -> None:
+        """The `PublishGroup` could not publish this connection's publish (the backend needs
+        I/O): publish and answer it as the general path does, then serve what came next."""
+        self._busy = False
+        self._keep_alive = keep_alive
+        self._reply(_PLAIN_PUBLISH, self.state.router.publish_drafts, [draft])
+        self._serve_next()
+
+    def publish_answered(self, deadline: float) -> None:
+        """The `PublishGroup` has answered this connection's publishes: serve what came next."""
+        self._busy = False
+        if self._queue or self._failure is not None:
+            self._serve_next()
+        elif self._deadline == 0.0:
+            self._deadline = deadline
 
     def _respond_paced(self, request: Request, reply: Response) -> None:
         self._busy = False
@@ -320,11 +344,21 @@ class HttpProtocol(asyncio.Protocol):
             self._wait_for_request()
 
     def _fail(self, error: HTTPError) -> None:
-        """A request we cannot even parse: answer it and close, the stream is out of sync."""
+        """A request we cannot even parse: answer it and close, the stream is out of sync.
+
+        An answer still owed for an earlier request (a publish in this turn's group, or one
+        held back or waiting for the backend) goes out first: see `_serve_next`.
+        """
         self._queue.clear()
         self.parser = None
         self._keep_alive = False
-        if self.transport is not None:
+        self._failure = error
+        if not self._busy:
+            self._send_failure()
+
+    def _send_failure(self) -> None:
+        error, self._failure = self._failure, None
+        if self.transport is not None and error is not None:
             self.state.count_rejection(error.status)
             reply = error.response()
             self.transport.write(reply.head(False, []) + reply.body)
@@ -379,3 +413,56 @@ class HttpProtocol(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+class PublishGroup:
+    """The plain publishes read in one turn of the event loop, published together.
+
+    Under load the server reads several publishes per turn of the loop, one from each busy
+    publisher (about seven per turn in the publish benchmark). They are published with one call
+    into the hub once the turn's reads are done, before the loop waits for I/O again, and each
+    publisher is answered its id. One call for the group costs far less than one for each.
+
+    Only a backend that publishes without I/O takes the group in one call. For one that needs
+    I/O each publish goes its own way, as on the general path, so that a write the backend
+    refuses fails only the publisher that sent it.
+    """
+
+    __slots__ = ("_call_soon", "_entries", "_state")
+
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        self._call_soon = asyncio.get_running_loop().call_soon
+        self._entries: list[tuple[HttpProtocol, bool, Draft]] = []
+
+    def add(self, connection: HttpProtocol, keep_alive: bool, draft: Draft) -> None:
+        """Publish `draft` for `connection` (which sends nothing else until it is answered)."""
+        if not self._entries:
+            self._call_soon(self._publish)
+        self._entries.append((connection, keep_alive, draft))
+
+    def _publish(self) -> None:
+        entries, self._entries = self._entries, []
+        hub = self._state.hub
+        ids = hub.publish_drafts_now([draft for _, _, draft in entries])
+        if ids is None:
+            for connection, keep_alive, draft in entries:
+                connection.publish_alone(keep_alive, draft)
+        elif hub.publishers_wait():
+            hub.hold_publisher(partial(self._answer, entries, ids))
+        else:
+            self._answer(entries, ids)
+
+    def _answer(self, entries: list[tuple[HttpProtocol, bool, Draft]], ids: list[str]) -> None:
+        closing = self._state.closing
+        deadline = self._state.now() + self._state.config.idle_timeout
+        for (connection, keep_alive, _), event_id in zip(entries, ids, strict=True):
+            transport = connection.transport
+            if transport is None or transport.is_closing():
+                continue
+            if keep_alive and not closing:
+                transport.write(id_reply(event_id))
+            else:
+                connection._keep_alive = False
+                connection._respond(_PLAIN_PUBLISH, ids_response([event_id]))
+            connection.publish_answered(deadline)
