@@ -59,8 +59,8 @@ def test_nothing_is_written_until_the_loop_turns_then_everything_once() -> None:
     got: list[bytes] = []
     fan_out.add("s", ("t",), got.append)
     first, second = record("t"), record("t")
-    fan_out.append(first)
-    fan_out.append(second)
+    fan_out.extend([first])
+    fan_out.extend([second])
     assert got == []
     loop.run_until_idle()
     assert got == [first.payload + second.payload]  # coalesced into one write
@@ -73,10 +73,10 @@ def test_events_published_mid_sweep_ride_along_and_order_is_kept() -> None:
     for i, chunks in streams.items():
         fan_out.add(i, ("t",), chunks.append)
     records = [record("t")]
-    fan_out.append(records[0])
+    fan_out.extend([records[0]])
     loop.turn()  # first slice: streams 0 and 1 get record 0
     records.append(record("t"))
-    fan_out.append(records[1])  # published while the sweep is under way
+    fan_out.extend([records[1]])  # published while the sweep is under way
     loop.run_until_idle()
     expected = b"".join(r.payload for r in records)
     for chunks in streams.values():
@@ -92,7 +92,7 @@ def test_a_stream_gets_only_its_topics_and_a_shared_event_once() -> None:
     fan_out.add("b", ("b",), only_b.append)
     on_a, on_ab, on_c, on_b = record("a"), record("a", "b"), record("c"), record("b")
     for r in (on_a, on_ab, on_c, on_b):
-        fan_out.append(r)
+        fan_out.extend([r])
     loop.run_until_idle()
     assert b"".join(both) == on_a.payload + on_ab.payload + on_b.payload
     assert b"".join(only_b) == on_ab.payload + on_b.payload
@@ -105,12 +105,12 @@ def test_a_new_stream_starts_from_now_and_a_removed_one_gets_nothing_more() -> N
     fan_out.add("old", ("t",), old.append)
     fan_out.add("gone", ("t",), gone.append)
     before = record("t")
-    fan_out.append(before)
+    fan_out.extend([before])
     new: list[bytes] = []
     fan_out.add("new", ("t",), new.append)
     fan_out.remove("gone", ("t",))
     after = record("t")
-    fan_out.append(after)
+    fan_out.extend([after])
     loop.run_until_idle()
     assert b"".join(old) == before.payload + after.payload
     assert b"".join(new) == after.payload
@@ -121,7 +121,7 @@ def test_the_log_is_emptied_once_everything_is_sent() -> None:
     fan_out, loop, _ = make()
     fan_out.add("s", ("t",), lambda chunk: None)
     for _ in range(100):
-        fan_out.append(record("t"))
+        fan_out.extend([record("t")])
         loop.turn()
     loop.run_until_idle()
     assert fan_out._log == []
@@ -129,7 +129,7 @@ def test_the_log_is_emptied_once_everything_is_sent() -> None:
 
 def test_records_nobody_streams_are_not_kept() -> None:
     fan_out, loop, _ = make()
-    fan_out.append(record("nobody"))
+    fan_out.extend([record("nobody")])
     assert fan_out._log == [] and loop.ready == []
 
 
@@ -139,7 +139,7 @@ def test_flush_sends_everything_without_the_loop() -> None:
     for i, got in enumerate(chunks):
         fan_out.add(i, ("t",), got.append)
     r = record("t")
-    fan_out.append(r)
+    fan_out.extend([r])
     fan_out.flush()
     assert all(got == [r.payload] for got in chunks)
 
@@ -149,9 +149,9 @@ def test_pace_lets_publishers_go_on_at_once_while_few_records_wait() -> None:
     fan_out.add("s", ("t",), lambda chunk: None)
     fired: list[int] = []
     for n in range(RUN_AHEAD):
-        fan_out.append(record("t"))
+        fan_out.extend([record("t")])
         pace(fan_out, lambda n=n: fired.append(n))  # type: ignore[misc]
-    fan_out.append(record("other"))  # no stream of that topic: nothing waits for it
+    fan_out.extend([record("other")])  # no stream of that topic: nothing waits for it
     pace(fan_out, lambda: fired.append(-1))
     assert fired == [*range(RUN_AHEAD), -1]
     assert loop.ready  # the sweep is still to come
@@ -171,7 +171,7 @@ def test_pace_holds_a_publisher_until_the_next_round_has_delivered_what_it_publi
         )
 
     for item in published:
-        fan_out.append(item)
+        fan_out.extend([item])
     pace(fan_out, everyone_has_everything)
     assert released == []
     loop.turn()  # the first slice of three
@@ -187,12 +187,12 @@ def test_pace_holds_no_one_while_every_round_fits_in_one_slice() -> None:
     fan_out.add("b", ("t",), lambda chunk: None)
     fired: list[int] = []
     for n in range(RUN_AHEAD + 5):
-        fan_out.append(record("t"))
+        fan_out.extend([record("t")])
         pace(fan_out, lambda n=n: fired.append(n))  # type: ignore[misc]
     assert fired == list(range(RUN_AHEAD + 5))
 
     fan_out.add("c", ("t",), lambda chunk: None)  # now a round takes two slices
-    fan_out.append(record("t"))
+    fan_out.extend([record("t")])
     pace(fan_out, lambda: fired.append(-1))
     assert fired[-1] != -1
     loop.run_until_idle()
@@ -205,7 +205,7 @@ def test_flush_releases_every_held_publisher() -> None:
         fan_out.add(i, ("t",), lambda chunk: None)
     fired: list[int] = []
     for n in range(RUN_AHEAD + 3):
-        fan_out.append(record("t"))
+        fan_out.extend([record("t")])
         pace(fan_out, lambda n=n: fired.append(n))  # type: ignore[misc]
     assert fired == list(range(RUN_AHEAD))
     fan_out.flush()

@@ -104,18 +104,22 @@ class FanOut:
     def stream_count(self) -> int:
         return len({id(s) for streams in self._topics.values() for s in streams.values()})
 
-    def append(self, record: Record) -> None:
-        """Queue `record` for the streams of its topics; a sweep is scheduled if none is."""
-        touched = False
-        for name in record.topics:
-            if name in self._topics:
-                self._dirty.add(name)
-                touched = True
-        if touched:
-            self._log.append(record)
-            if not self._scheduled:
-                self._scheduled = True
-                self._schedule(self._tick)
+    def extend(self, records: Sequence[Record]) -> None:
+        """Queue `records` for the streams of their topics; a sweep is scheduled if none is."""
+        topics = self._topics
+        dirty = self._dirty
+        log = self._log
+        for record in records:
+            touched = False
+            for name in record.topics:
+                if name in topics:
+                    dirty.add(name)
+                    touched = True
+            if touched:
+                log.append(record)
+        if dirty and not self._scheduled:
+            self._scheduled = True
+            self._schedule(self._tick)
 
     def publishers_wait(self) -> bool:
         """True when a publisher that has just published must wait (see `hold`).

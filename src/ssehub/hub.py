@@ -224,8 +224,7 @@ class Hub:
     def _deliver(self, records: Sequence[Record]) -> None:
         stats = self.stats
         stats.published += len(records)
-        for record in records:
-            self._fan_out.append(record)
+        self._fan_out.extend(records)
         if self._readers:
             for record in records:
                 for read in self._readers_of(record.topics):
