@@ -149,13 +149,17 @@ class Hub:
         self.stats = HubStats()
         self.max_pending = max_pending
         self._readers: dict[str, dict[Hashable, Reader]] = {}
-        self._fan_out = FanOut(lambda tick: asyncio.get_running_loop().call_soon(tick), self.stats)
+        self._fan_out = FanOut(self._schedule_sweep, self.stats)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         if not self._started:
+            # Sweeps run on the loop that started the hub. (Asking asyncio for the running loop
+            # at each sweep would cost a system call, getpid, on Python 3.11.)
+            self._loop = asyncio.get_running_loop()
             await self.backend.start(self._deliver)
             self._started = True
 
@@ -220,6 +224,10 @@ class Hub:
             return None
         records = self.backend.append_now(drafts)
         return None if records is None else [str(record.seq) for record in records]
+
+    def _schedule_sweep(self, sweep: Callable[[], None]) -> None:
+        assert self._loop is not None, "records are delivered only to a started hub"
+        self._loop.call_soon(sweep)
 
     def _deliver(self, records: Sequence[Record]) -> None:
         stats = self.stats
