@@ -367,12 +367,24 @@ publication(int keep_alive, Py_ssize_t end, PyObject *topic, PyObject *data, PyO
         return NULL;
     }
     PyObject *retry_value = retry >= 0 ? PyLong_FromLongLong(retry) : Py_NewRef(Py_None);
-    if (retry_value == NULL) {
+    PyObject *end_value = PyLong_FromSsize_t(end);
+    PyObject *result = PyTuple_New(7);
+    if (retry_value == NULL || end_value == NULL || result == NULL) {
         Py_DECREF(encoded);
+        Py_XDECREF(retry_value);
+        Py_XDECREF(end_value);
+        Py_XDECREF(result);
         return NULL;
     }
-    return Py_BuildValue("(nOOOONN)", end, keep_alive ? Py_True : Py_False, topic, data, type,
-                         retry_value, encoded);
+    /* PyTuple_SET_ITEM steals a reference: new ones for what the caller still owns. */
+    PyTuple_SET_ITEM(result, 0, end_value);
+    PyTuple_SET_ITEM(result, 1, Py_NewRef(keep_alive ? Py_True : Py_False));
+    PyTuple_SET_ITEM(result, 2, Py_NewRef(topic));
+    PyTuple_SET_ITEM(result, 3, Py_NewRef(data));
+    PyTuple_SET_ITEM(result, 4, Py_NewRef(type));
+    PyTuple_SET_ITEM(result, 5, retry_value);
+    PyTuple_SET_ITEM(result, 6, encoded);
+    return result;
 }
 
 static PyObject *
