@@ -20,20 +20,13 @@ if TYPE_CHECKING:
 
 pytest_plugins = ("misbehaving_server",)  # the `server` fixture
 
-# Runs `ssehub <command>` through `ssehub.cli` once it registers listen/publish, and until then
-# through the two parsers directly.
+# `ssehub <command>`. Ctrl-C must raise KeyboardInterrupt as it does in a terminal, also when the
+# test run itself was started in the background, whose children inherit SIGINT as ignored.
 RUNNER = """
-import argparse, inspect, sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from ssehub import cli
-if "add_listen_parser" in inspect.getsource(cli):
-    sys.exit(cli.main())
-from ssehub._cli_remote import add_listen_parser, add_publish_parser
-parser = argparse.ArgumentParser(prog="ssehub")
-commands = parser.add_subparsers(required=True)
-add_listen_parser(commands)
-add_publish_parser(commands)
-args = parser.parse_args()
-sys.exit(args.func(args))
+sys.exit(cli.main())
 """
 
 
