@@ -419,7 +419,7 @@ class PublishGroup:
     """The plain publishes read in one turn of the event loop, published together.
 
     Under load the server reads several publishes per turn of the loop, one from each busy
-    publisher (about seven per turn in the publish benchmark). They are published with one call
+    publisher (four or five per turn in the publish benchmark). They are published with one call
     into the hub once the turn's reads are done, before the loop waits for I/O again, and each
     publisher is answered its id. One call for the group costs far less than one for each.
 
@@ -436,7 +436,7 @@ class PublishGroup:
         self._entries: list[tuple[HttpProtocol, bool, Draft]] = []
 
     def add(self, connection: HttpProtocol, keep_alive: bool, draft: Draft) -> None:
-        """Publish `draft` for `connection` (which sends nothing else until it is answered)."""
+        """Publish `draft` for `connection`, whose next request waits until this is answered."""
         if not self._entries:
             self._call_soon(self._publish)
         self._entries.append((connection, keep_alive, draft))
