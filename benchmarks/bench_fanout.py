@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/bench_fanout.py [--only ssehub,nchan] [--subscribers 1000]
                                                 [--events 2000] [--idle-subscribers 5000]
 
-Targets run one after another, never together (each test gets a fresh server process):
+Targets run one after another, never together (each test gets a fresh server process); a test's
+runs go round by round, each target once per round, so that the machine's drift over minutes
+weighs on every target alike:
 
 * ssehub: `ssehub serve --heartbeat 60 --history 10000` (one process, uvloop + httptools).
 * nchan: nginx with the nchan module, `worker_processes 1` (the single core the hub gets),
@@ -1056,6 +1058,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_once(
+    opts: Options,
+    target: Target,
+    phase: str,
+    run: Callable[[Options, Target], dict[str, Any]],
+    attempt: int,
+) -> dict[str, Any]:
+    """One fresh-server run of a phase; a run that other processes disturbed is run once more."""
+    for last_try in (False, True):
+        busy = wait_for_quiet()
+        log(f"[{target.name}] {phase} run {attempt} (machine was {busy:.0%} busy) ...")
+        t0 = time.monotonic()
+        try:
+            outcome = run(opts, target)
+        except (RuntimeError, OSError, ValueError) as error:
+            log(f"[{target.name}] {phase} failed: {error}")
+            outcome = {"error": str(error)}
+        log(f"[{target.name}] {phase} done in {time.monotonic() - t0:.1f} s: {outcome}")
+        disturbed = disturbance(phase, outcome)
+        quick = time.monotonic() - t0 < 30
+        if disturbed > DISTURBED and quick and phase != "memory" and not last_try:
+            log(f"[{target.name}] other processes used {disturbed:.0%} of a core; again")
+            continue
+        break
+    outcome["other_load"] = disturbed
+    return outcome
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -1091,46 +1121,32 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     try:
+        available = []
         for name in names:
-            target = targets[name]
-            reason = target.available()
+            reason = targets[name].available()
             if reason:
                 log(f"[{name}] SKIPPED: {reason}")
                 results[name] = {"skipped": reason}
+            else:
+                available.append(targets[name])
+                results[name] = {}
+        for phase, run in (
+            ("fanout", run_fanout),
+            ("publish", run_publish_rate),
+            ("memory", run_memory),
+        ):
+            if phase not in phases:
                 continue
-            result: dict[str, Any] = {}
-            results[name] = result
-            for phase, run in (
-                ("fanout", run_fanout),
-                ("publish", run_publish_rate),
-                ("memory", run_memory),
-            ):
-                if phase not in phases:
-                    continue
-                runs = []
-                redo = 1  # one disturbed run (busy machine) per phase is run again
-                attempt = 0
-                while attempt < opts.repeats(target, phase):
-                    attempt += 1
-                    busy = wait_for_quiet()
-                    log(f"[{name}] {phase} run {attempt} (machine was {busy:.0%} busy) ...")
-                    t0 = time.monotonic()
-                    try:
-                        outcome = run(opts, target)
-                    except (RuntimeError, OSError, ValueError) as error:
-                        log(f"[{name}] {phase} failed: {error}")
-                        outcome = {"error": str(error)}
-                    log(f"[{name}] {phase} done in {time.monotonic() - t0:.1f} s: {outcome}")
-                    disturbed = disturbance(phase, outcome)
-                    quick = time.monotonic() - t0 < 30
-                    if disturbed > DISTURBED and redo and quick and phase != "memory":
-                        log(f"[{name}] other processes used {disturbed:.0%} of a core; again")
-                        redo -= 1
-                        attempt -= 1
-                        continue
-                    outcome["other_load"] = disturbed
-                    runs.append(outcome)
-                result[phase] = aggregate(phase, runs)
+            # Round by round, every target once per round: the machine's speed drifts over
+            # minutes, and this way a drift weighs on every target's runs alike.
+            runs: dict[str, list[dict[str, Any]]] = {target.name: [] for target in available}
+            rounds = max((opts.repeats(target, phase) for target in available), default=0)
+            for attempt in range(1, rounds + 1):
+                for target in available:
+                    if attempt <= opts.repeats(target, phase):
+                        runs[target.name].append(run_once(opts, target, phase, run, attempt))
+            for target in available:
+                results[target.name][phase] = aggregate(phase, runs[target.name])
     except KeyboardInterrupt:
         log("interrupted; stopping child processes")
         return 130
