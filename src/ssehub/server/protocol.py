@@ -239,13 +239,12 @@ class HttpProtocol(asyncio.Protocol):
         if fields is None:
             return data
         end, keep_alive, topic, text, event, retry, encoded = fields
-        self.state.publish_group.add(self, keep_alive, Draft((topic,), text, event, retry, encoded))
         self._busy = True
         self._deadline = 0.0
         if not keep_alive:
             self.parser = None  # nothing sent after Connection: close is served
-            return b""
-        return data[end:]
+        self.state.publish_group.add(self, keep_alive, Draft((topic,), text, event, retry, encoded))
+        return data[end:] if keep_alive else b""
 
     # -- answering ----------------------------------------------------------------------------
 
@@ -351,13 +350,13 @@ class HttpProtocol(asyncio.Protocol):
         """
         self._queue.clear()
         self.parser = None
-        self._keep_alive = False
         self._failure = error
         if not self._busy:
             self._send_failure()
 
     def _send_failure(self) -> None:
         error, self._failure = self._failure, None
+        self._keep_alive = False
         if self.transport is not None and error is not None:
             self.state.count_rejection(error.status)
             reply = error.response()
@@ -423,26 +422,49 @@ class PublishGroup:
     into the hub once the turn's reads are done, before the loop waits for I/O again, and each
     publisher is answered its id. One call for the group costs far less than one for each.
 
+    A publisher that publishes alone (the previous turn brought one publish, or the previous
+    group was a single one) is published at once instead: see `add`.
+
     Only a backend that publishes without I/O takes the group in one call. For one that needs
     I/O each publish goes its own way, as on the general path, so that a write the backend
     refuses fails only the publisher that sent it.
     """
 
-    __slots__ = ("_call_soon", "_entries", "_state")
+    __slots__ = ("_alone_this_turn", "_call_soon", "_entries", "_grouping", "_state")
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._call_soon = asyncio.get_running_loop().call_soon
         self._entries: list[tuple[HttpProtocol, bool, Draft]] = []
+        self._grouping = False
+        self._alone_this_turn = 0  # publishes published at once in this turn (0: not counting)
 
     def add(self, connection: HttpProtocol, keep_alive: bool, draft: Draft) -> None:
         """Publish `draft` for `connection`, whose next request waits until this is answered."""
-        if not self._entries:
+        entries = self._entries
+        entries.append((connection, keep_alive, draft))
+        if len(entries) > 1:
+            return  # this turn's group is forming
+        if self._grouping:
             self._call_soon(self._publish)
-        self._entries.append((connection, keep_alive, draft))
+            return
+        # Publishes have been arriving one per turn: waiting for the rest of the turn would only
+        # delay each event, and the events of a sweep under way would then be fewer per write
+        # (measured: 15% fewer deliveries/s with one publisher and 1000 subscribers). So they are
+        # published at once, and counted: a turn that brings several turns grouping back on.
+        if not self._alone_this_turn:
+            self._call_soon(self._end_turn)
+        self._alone_this_turn += 1
+        self._publish()
+
+    def _end_turn(self) -> None:
+        self._grouping = self._alone_this_turn > 1
+        self._alone_this_turn = 0
 
     def _publish(self) -> None:
         entries, self._entries = self._entries, []
+        if self._grouping:
+            self._grouping = len(entries) > 1
         hub = self._state.hub
         ids = hub.publish_drafts_now([draft for _, _, draft in entries])
         if ids is None:
