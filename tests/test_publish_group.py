@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import HubProcess
-from test_server import open_position, stream
+from test_server import _raw_request, open_position, stream
 
 from ssehub.server.routes import id_reply, ids_response
 
@@ -28,13 +28,7 @@ def start(start_hub: Callable[..., HubProcess], backend: str) -> str:
 
 
 def plain_publish(topic: str, data: str, *, close: bool = False) -> bytes:
-    body = f"topic={topic}&data={data}".encode()
-    connection = b"Connection: close\r\n" if close else b""
-    return b"POST /publish HTTP/1.1\r\nHost: h\r\n%sContent-Length: %d\r\n\r\n%s" % (
-        connection,
-        len(body),
-        body,
-    )
+    return _raw_request("/publish", f"topic={topic}&data={data}".encode(), close=close)
 
 
 @contextmanager
