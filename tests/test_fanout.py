@@ -12,14 +12,41 @@ class Counters:
     delivered = 0
 
 
+class Timer:
+    def __init__(self, when: float, tick: Callable[[], None]) -> None:
+        self.when = when
+        self.tick = tick
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class Loop:
-    """Runs scheduled ticks only when the test says so, like an event loop turning."""
+    """Runs scheduled ticks only when the test says so, like an event loop turning; its clock
+    moves only when the test says so too."""
 
     def __init__(self) -> None:
         self.ready: list[Callable[[], None]] = []
+        self.timers: list[Timer] = []
+        self.now = 100.0
+
+    def time(self) -> float:
+        return self.now
 
     def call_soon(self, tick: Callable[[], None]) -> None:
         self.ready.append(tick)
+
+    def call_later(self, delay: float, tick: Callable[[], None]) -> Timer:
+        timer = Timer(self.now + delay, tick)
+        self.timers.append(timer)
+        return timer
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for timer in [t for t in self.timers if t.when <= self.now and not t.cancelled]:
+            self.timers.remove(timer)
+            self.ready.append(timer.tick)
 
     def turn(self) -> None:
         ready, self.ready = self.ready, []
@@ -49,9 +76,12 @@ def pace(fan_out: FanOut, callback: Callable[[], object]) -> None:
         callback()
 
 
-def make(slice_size: int = 2) -> tuple[FanOut, Loop, Counters]:
+def make(slice_size: int = 2, round_interval: float = 0.0) -> tuple[FanOut, Loop, Counters]:
     loop, counters = Loop(), Counters()
-    return FanOut(loop.call_soon, counters, slice_size=slice_size), loop, counters
+    fan_out = FanOut(
+        counters, loop, slice_size=slice_size, round_interval=round_interval, clock=loop.time
+    )
+    return fan_out, loop, counters
 
 
 def test_nothing_is_written_until_the_loop_turns_then_everything_once() -> None:
@@ -210,3 +240,54 @@ def test_flush_releases_every_held_publisher() -> None:
     assert fired == list(range(RUN_AHEAD))
     fan_out.flush()
     assert fired == list(range(RUN_AHEAD + 3))
+
+
+def test_while_events_keep_coming_rounds_wait_for_the_interval_and_carry_everything() -> None:
+    fan_out, loop, _ = make(round_interval=0.001)
+    got: list[bytes] = []
+    fan_out.add("s", ("t",), got.append)
+    first = record("t")
+    fan_out.extend([first])
+    loop.turn()
+    assert got == [first.payload]  # the first event after a quiet spell goes out at once
+    meanwhile = [record("t") for _ in range(3)]
+    for item in meanwhile:
+        fan_out.extend([item])
+        loop.turn()
+    assert got == [first.payload]  # a round began less than the interval ago
+    loop.advance(0.0005)
+    loop.run_until_idle()
+    assert got == [first.payload]
+    loop.advance(0.0005)
+    loop.run_until_idle()
+    assert got == [first.payload, b"".join(r.payload for r in meanwhile)]  # in one write
+    assert loop.timers == []
+
+
+def test_after_a_quiet_spell_an_event_goes_out_at_the_next_turn() -> None:
+    fan_out, loop, _ = make(round_interval=0.001)
+    got: list[bytes] = []
+    fan_out.add("s", ("t",), got.append)
+    for n in range(3):
+        item = record("t")
+        fan_out.extend([item])
+        loop.turn()
+        assert got[n:] == [item.payload]
+        loop.advance(0.001)
+    assert loop.timers == []
+
+
+def test_a_held_publisher_does_not_wait_for_the_interval() -> None:
+    fan_out, loop, _ = make(slice_size=1, round_interval=0.001)
+    for i in range(3):  # a round takes three slices: publishers are paced
+        fan_out.add(i, ("t",), lambda chunk: None)
+    fan_out.extend([record("t")])
+    loop.run_until_idle()
+    fired: list[int] = []
+    for n in range(RUN_AHEAD + 1):
+        fan_out.extend([record("t")])
+        pace(fan_out, lambda n=n: fired.append(n))  # type: ignore[misc]
+    assert fired == list(range(RUN_AHEAD))
+    assert [t.cancelled for t in loop.timers] == [True]
+    loop.run_until_idle()  # the clock has not moved
+    assert fired == list(range(RUN_AHEAD + 1))

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from ssehub import __version__
 from ssehub._cli_remote import add_listen_parser, add_publish_parser
+from ssehub.fanout import ROUND_INTERVAL
 
 __all__ = ["main"]
+
+_N = TypeVar("_N", int, float)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -18,7 +22,11 @@ def _serve(args: argparse.Namespace) -> int:
     from ssehub.server.routes import Handler
 
     demo = args.demo or args.command == "demo"
-    hub = Hub(history=args.history, history_ttl=args.history_ttl or None)
+    hub = Hub(
+        history=args.history,
+        history_ttl=args.history_ttl or None,
+        write_interval=args.write_interval,
+    )
     extra_routes: dict[tuple[str, str], Handler] = {}
     background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
     if demo:
@@ -31,6 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         history=args.history,
         history_ttl=args.history_ttl or None,
+        write_interval=args.write_interval,
         heartbeat=args.heartbeat,
         retry=args.retry,
         cors_origins=tuple(args.cors_origin),
@@ -46,6 +55,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(kind: Callable[[str], _N]) -> Callable[[str], _N]:
+    def parse(text: str) -> _N:
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its "invalid value" message
+    return parse
+
+
 def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
@@ -56,9 +76,20 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
-    serve.add_argument("--history", type=int, default=1000, help="events kept per topic")
     serve.add_argument(
-        "--history-ttl", type=float, default=3600.0, help="seconds an event is kept (0: forever)"
+        "--history", type=_non_negative(int), default=1000, help="events kept per topic"
+    )
+    serve.add_argument(
+        "--history-ttl",
+        type=_non_negative(float),
+        default=3600.0,
+        help="seconds an event is kept (0: forever)",
+    )
+    serve.add_argument(
+        "--write-interval",
+        type=_non_negative(float),
+        default=ROUND_INTERVAL,
+        help="while events keep coming, seconds between writes to a stream (0: every loop turn)",
     )
     serve.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats")
     serve.add_argument("--retry", type=int, default=3000, help="reconnect delay hint (ms)")

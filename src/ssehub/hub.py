@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ssehub.backends.base import Backend, Draft, Record, Replay
 from ssehub.backends.memory import MemoryBackend
-from ssehub.fanout import FanOut, Writer
+from ssehub.fanout import ROUND_INTERVAL, FanOut, Writer
 from ssehub.wire import Event, encode
 
 if TYPE_CHECKING:
@@ -135,7 +135,13 @@ class SlowSubscriberError(Exception):
 
 
 class Hub:
-    """Publish to topics; subscribe with replay. Usable with or without the HTTP server."""
+    """Publish to topics; subscribe with replay. Usable with or without the HTTP server.
+
+    `history` and `history_ttl` bound each topic's replay history (count, seconds).
+    `write_interval`: while events keep coming, streams are swept at most once per this many
+    seconds, one write each carrying everything published meanwhile, unless a publisher is held
+    waiting for the sweep; an event after a quiet spell goes out at once (see `ssehub.fanout`).
+    """
 
     def __init__(
         self,
@@ -144,13 +150,15 @@ class Hub:
         history: int = 1000,
         history_ttl: float | None = 3600.0,
         max_pending: int = 10_000,
+        write_interval: float = ROUND_INTERVAL,
     ) -> None:
+        if write_interval < 0:
+            raise ValueError("write_interval must be >= 0")
         self.backend = backend if backend is not None else MemoryBackend(history, history_ttl)
         self.stats = HubStats()
         self.max_pending = max_pending
         self._readers: dict[str, dict[Hashable, Reader]] = {}
-        self._fan_out = FanOut(self._schedule_sweep, self.stats)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fan_out = FanOut(self.stats, round_interval=write_interval)
         self._started = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -159,7 +167,7 @@ class Hub:
         if not self._started:
             # Sweeps run on the loop that started the hub. (Asking asyncio for the running loop
             # at each sweep would cost a system call, getpid, on Python 3.11.)
-            self._loop = asyncio.get_running_loop()
+            self._fan_out.loop = asyncio.get_running_loop()
             await self.backend.start(self._deliver)
             self._started = True
 
@@ -224,10 +232,6 @@ class Hub:
             return None
         records = self.backend.append_now(drafts)
         return None if records is None else [str(record.seq) for record in records]
-
-    def _schedule_sweep(self, sweep: Callable[[], None]) -> None:
-        assert self._loop is not None, "records are delivered only to a started hub"
-        self._loop.call_soon(sweep)
 
     def _deliver(self, records: Sequence[Record]) -> None:
         stats = self.stats

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from ssehub.backends.base import Draft
+from ssehub.fanout import ROUND_INTERVAL
 from ssehub.hub import Hub, InvalidPublication, Publication, check_topic, draft_all
 from ssehub.server.http import (
     JSON_200_HEAD,
@@ -46,6 +47,7 @@ class ServerConfig:
     port: int = 8000
     history: int = 1000
     history_ttl: float | None = 3600.0
+    write_interval: float = ROUND_INTERVAL
     heartbeat: float = 15.0
     retry: int = 3000
     cors_origins: tuple[str, ...] = ()
