@@ -277,17 +277,51 @@ def test_after_a_quiet_spell_an_event_goes_out_at_the_next_turn() -> None:
     assert loop.timers == []
 
 
-def test_a_held_publisher_does_not_wait_for_the_interval() -> None:
-    fan_out, loop, _ = make(slice_size=1, round_interval=0.001)
-    for i in range(3):  # a round takes three slices: publishers are paced
-        fan_out.add(i, ("t",), lambda chunk: None)
-    fan_out.extend([record("t")])
-    loop.run_until_idle()
+def test_a_round_a_held_publisher_waits_for_does_not_wait_for_the_interval() -> None:
+    fan_out, loop, _ = make(slice_size=2, round_interval=0.001)
+    for i in range(3):
+        fan_out.add(("big", i), ("big",), lambda chunk: None)
+    small: list[bytes] = []
+    fan_out.add("small", ("small",), small.append)
+    fan_out.extend([record("big")])
+    loop.turn()  # the first of the big round's two slices
     fired: list[int] = []
     for n in range(RUN_AHEAD + 1):
-        fan_out.extend([record("t")])
+        fan_out.extend([record("small")])
         pace(fan_out, lambda n=n: fired.append(n))  # type: ignore[misc]
-    assert fired == list(range(RUN_AHEAD))
-    assert [t.cancelled for t in loop.timers] == [True]
+    assert fired == list(range(RUN_AHEAD))  # the last is held for the next round, a small one
     loop.run_until_idle()  # the clock has not moved
     assert fired == list(range(RUN_AHEAD + 1))
+    assert len(small) == 1 and loop.timers == []
+
+
+def test_a_round_over_more_streams_than_a_slice_does_not_wait_for_the_interval() -> None:
+    fan_out, loop, _ = make(slice_size=2, round_interval=0.001)
+    streams: dict[int, list[bytes]] = {i: [] for i in range(3)}
+    for i, chunks in streams.items():
+        fan_out.add(i, ("t",), chunks.append)
+    first, second = record("t"), record("t")
+    fan_out.extend([first])
+    loop.run_until_idle()
+    fan_out.extend([second])  # no publisher is held: only the round's size lets it go at once
+    loop.run_until_idle()  # the clock has not moved
+    assert all(chunks == [first.payload, second.payload] for chunks in streams.values())
+    assert loop.timers == []
+
+
+def test_a_waiting_round_that_grows_past_a_slice_goes_at_once() -> None:
+    fan_out, loop, _ = make(slice_size=2, round_interval=0.001)
+    small: list[bytes] = []
+    fan_out.add("small", ("small",), small.append)
+    for i in range(3):
+        fan_out.add(("big", i), ("big",), lambda chunk: None)
+    fan_out.extend([record("small")])
+    loop.run_until_idle()
+    waiting = record("small")
+    fan_out.extend([waiting])
+    loop.run_until_idle()
+    assert len(small) == 1 and len(loop.timers) == 1  # a one-stream round waits
+    fan_out.extend([record("big")])
+    loop.run_until_idle()  # the clock has not moved
+    assert small[1:] == [waiting.payload]
+    assert [t.cancelled for t in loop.timers] == [True]

@@ -9,6 +9,8 @@ import random
 import re
 import resource
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -653,3 +655,35 @@ def test_plain_serve_has_no_demo_routes(hub_url: str) -> None:
     answer = httpx.post(f"{hub_url}/demo/notify", json={"title": "x"})
     assert answer.status_code == 404
     assert "no route" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("interval", ["0", "0.05"])
+def test_write_interval_keeps_every_event_in_order(
+    start_hub: Callable[..., HubProcess], interval: str
+) -> None:
+    hub = start_hub("--write-interval", interval)
+    decoder = Decoder()
+    with httpx.stream("GET", f"{hub.url}/events", params={"topic": "t"}) as stream:
+        chunks = stream.iter_raw()
+        decoder.feed(next(chunks))  # the hub registers a stream as it sends its first bytes
+        with httpx.Client() as publisher:
+            for n in range(20):
+                publisher.post(f"{hub.url}/publish", data={"topic": "t", "data": str(n)})
+        got: list[str] = []
+        while len(got) < 20:
+            got += [e.data for e in decoder.feed(next(chunks)) if e.event == "message"]
+    assert got == [str(n) for n in range(20)]
+
+
+@pytest.mark.parametrize(
+    "args", [("--write-interval", "-0.001"), ("--history", "-1"), ("--history-ttl", "-5")]
+)
+def test_negative_sizes_and_times_are_refused_before_serving(args: tuple[str, str]) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "ssehub", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2
+    assert f"argument {args[0]}: must be >= 0, not {args[1]}" in run.stderr

@@ -11,13 +11,15 @@ than one sweep. Publishers are paced (`FanOut.publishers_wait`, `FanOut.hold`): 
 takes several turns of the loop, they may run a couple of events ahead of it, no further, so the
 log stays short and so does the wait.
 
-While events keep coming, rounds begin at most once per `round_interval` (1 ms): a round asked for
-sooner waits for the rest of it, and one write then carries everything published meanwhile. With
-few streams a round takes one turn of the loop, so without this every turn that read a publish
-would cost every stream a write; under a steady stream of publishes that write, not the publish,
-was the larger part of the hub's work (measured: 8 publishers and one subscriber, 84k publishes/s
-with a round per turn, 123k/s with a round per millisecond). An event after a quiet spell, or one
-a held publisher waits for, goes out at the next turn as before.
+A round over few streams (one slice) takes one turn of the loop, so without a limit every turn
+that read a publish would cost every stream a write; under a steady stream of publishes those
+writes, not the publishes, were the larger part of the hub's work (measured: 8 publishers and one
+subscriber, 84k publishes/s with a round per turn, 123k/s with a round per millisecond). So while
+events keep coming, such rounds begin at most once per `round_interval` (1 ms): a round asked for
+sooner waits for the rest of it, and one write then carries everything published meanwhile. An
+event after a quiet spell goes out at the next turn as before, and so does one a held publisher
+waits for. A round over more streams than a slice is never delayed: it spans several turns, and
+what is published during them rides along anyway.
 
 Each event's bytes were encoded once (`Record.payload`); streams at the same cursor with the same
 topics share one joined buffer, so a slice computes each distinct buffer once.
@@ -148,8 +150,15 @@ class FanOut:
                     touched = True
             if touched:
                 log.append(record)
-        if dirty and not self._scheduled:
+        if not dirty:
+            return
+        if not self._scheduled:
             self._schedule_round()
+        elif self._timer is not None and self._waiting_streams() > self._slice_size:
+            # The round waiting for the interval now spans several slices: it goes at once.
+            self._timer.cancel()
+            self._timer = None
+            self._call_soon(self._tick)
 
     def publishers_wait(self) -> bool:
         """True when a publisher that has just published must wait (see `hold`).
@@ -164,12 +173,14 @@ class FanOut:
         # Only a round spread over several turns of the loop can fall behind: one that fits in a
         # slice goes out whole at the next turn, with everything published before it, so holding
         # publishers for it would only slow them down.
-        if len(self._round) > self._slice_size:
-            return True
+        return len(self._round) > self._slice_size or self._waiting_streams() > self._slice_size
+
+    def _waiting_streams(self) -> int:
+        """How many streams the next round visits (a stream of several topics may count twice)."""
         waiting = 0
         for name in self._dirty:
             waiting += len(self._topics.get(name, ()))
-        return waiting > self._slice_size
+        return waiting
 
     def hold(self, callback: Callable[[], object]) -> None:
         """Call `callback` once the next round has handed every record so far to every stream.
@@ -178,11 +189,6 @@ class FanOut:
         (A round covers the records appended before it began; later ones wait for the next.)
         """
         self._next_round_waiters.append(callback)
-        if self._timer is not None:
-            # Waiting longer would only keep the publisher waiting; nothing rides along then.
-            self._timer.cancel()
-            self._timer = None
-            self._call_soon(self._tick)
 
     def flush(self) -> None:
         """Send everything pending now, without yielding (shutdown, tests)."""
@@ -192,7 +198,8 @@ class FanOut:
     def _schedule_round(self) -> None:
         self._scheduled = True
         wait = self._round_began + self._round_interval - self._clock()
-        if wait > 0 and not self._next_round_waiters:
+        one_slice = self._waiting_streams() <= self._slice_size
+        if wait > 0 and one_slice and not self._next_round_waiters:
             assert self.loop is not None, "records are appended only once the loop is set"
             self._timer = self.loop.call_later(wait, self._tick)
         else:
