@@ -7,19 +7,19 @@ visits the streams that have something new, a slice of them at a time, and hands
 everything after its cursor in a single write. Between slices the event loop runs, so publishers
 are served and whatever they publish while a sweep is under way rides along in the same writes,
 while an event published to an idle hub still goes out in the first slice. No event waits more
-than one sweep. Publishers are paced (`FanOut.publishers_wait`, `FanOut.hold`): while a sweep
-takes several turns of the loop, they may run a couple of events ahead of it, no further, so the
-log stays short and so does the wait.
+than one sweep (and, under load, the interval below). Publishers are paced
+(`FanOut.publishers_wait`, `FanOut.hold`): while a sweep takes several turns of the loop, they
+may run a couple of events ahead of it, no further, so the log stays short and so does the wait.
 
 A round over few streams (one slice) takes one turn of the loop, so without a limit every turn
 that read a publish would cost every stream a write; under a steady stream of publishes those
-writes, not the publishes, were the larger part of the hub's work (measured: 8 publishers and one
-subscriber, 84k publishes/s with a round per turn, 123k/s with a round per millisecond). So while
-events keep coming, such rounds begin at most once per `round_interval` (1 ms): a round asked for
-sooner waits for the rest of it, and one write then carries everything published meanwhile. An
-event after a quiet spell goes out at the next turn as before, and so does one a held publisher
-waits for. A round over more streams than a slice is never delayed: it spans several turns, and
-what is published during them rides along anyway.
+writes, not the publishes, were the larger part of the hub's work (benchmarks/bench_fanout.py, 8
+publishers and one subscriber: 79k publishes/s with a round per turn, 85-92k with a round per
+millisecond). So while events keep coming, such rounds begin at most once per `round_interval`
+(1 ms): a round asked for sooner waits for the rest of it, and one write then carries everything
+published meanwhile. An event after a quiet spell goes out at the next turn as before, and so does
+one a held publisher waits for. A round over more streams than a slice is never delayed: it spans
+several turns, and what is published during them rides along anyway.
 
 Each event's bytes were encoded once (`Record.payload`); streams at the same cursor with the same
 topics share one joined buffer, so a slice computes each distinct buffer once.
