@@ -63,7 +63,8 @@ class Scheduler(Protocol):
 RUN_AHEAD = 2
 # How many streams a sweep serves per turn of the event loop.
 SLICE_SIZE = 64
-# Seconds from the start of one round to the start of the next, unless a publisher is held.
+# Least seconds from the start of one round to the start of the next, for a round over at most
+# one slice that no held publisher waits for.
 ROUND_INTERVAL = 0.001
 
 _GONE = sys.maxsize  # the cursor of a removed stream: nothing is ever after it

@@ -138,9 +138,10 @@ class Hub:
     """Publish to topics; subscribe with replay. Usable with or without the HTTP server.
 
     `history` and `history_ttl` bound each topic's replay history (count, seconds).
-    `write_interval`: while events keep coming, streams are swept at most once per this many
-    seconds, one write each carrying everything published meanwhile, unless a publisher is held
-    waiting for the sweep; an event after a quiet spell goes out at once (see `ssehub.fanout`).
+    `write_interval`: while events keep coming, a hub with few streams (one sweep slice) sweeps
+    them at most once per this many seconds, one write each carrying everything published
+    meanwhile, unless a publisher is held waiting for the sweep; an event after a quiet spell goes
+    out at once, and larger sweeps never wait (see `ssehub.fanout`).
     """
 
     def __init__(
