@@ -19,21 +19,8 @@ _N = TypeVar("_N", int, float)
 def _serve(args: argparse.Namespace) -> int:
     from ssehub.hub import Hub
     from ssehub.server import ServerConfig, serve
-    from ssehub.server.routes import Handler
 
     demo = args.demo or args.command == "demo"
-    hub = Hub(
-        history=args.history,
-        history_ttl=args.history_ttl or None,
-        write_interval=args.write_interval,
-    )
-    extra_routes: dict[tuple[str, str], Handler] = {}
-    background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
-    if demo:
-        from ssehub.demo import demo_feeds, demo_routes
-
-        extra_routes = demo_routes(hub)
-        background = (demo_feeds,)
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -49,8 +36,14 @@ def _serve(args: argparse.Namespace) -> int:
         max_buffer_bytes=args.max_buffer_bytes,
         idle_timeout=args.idle_timeout,
         demo=demo,
-        extra_routes=extra_routes,
     )
+    hub = config.new_hub()
+    background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
+    if demo:
+        from ssehub.demo import demo_feeds, demo_routes
+
+        config.extra_routes.update(demo_routes(hub))
+        background = (demo_feeds,)
     serve(config, hub=hub, background=background)
     return 0
 

@@ -154,11 +154,7 @@ async def run(
 ) -> None:
     """Serve until `stop` is set (or SIGTERM/SIGINT), then shut down within the grace time."""
     loop = asyncio.get_running_loop()
-    hub = hub or Hub(
-        history=config.history,
-        history_ttl=config.history_ttl,
-        write_interval=config.write_interval,
-    )
+    hub = hub or config.new_hub()
     await hub.start()
     state = ServerState(hub, config)
     server = await loop.create_server(

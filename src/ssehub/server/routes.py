@@ -60,6 +60,14 @@ class ServerConfig:
     demo: bool = False
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
 
+    def new_hub(self) -> Hub:
+        """A hub with this configuration's history and write interval."""
+        return Hub(
+            history=self.history,
+            history_ttl=self.history_ttl,
+            write_interval=self.write_interval,
+        )
+
 
 _PUBLISH_FIELDS = frozenset({"topic", "data", "event", "retry"})
 
