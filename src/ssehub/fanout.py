@@ -199,16 +199,21 @@ class FanOut:
     def _schedule_round(self) -> None:
         self._scheduled = True
         wait = self._round_began + self._round_interval - self._clock()
-        one_slice = self._waiting_streams() <= self._slice_size
-        if wait > 0 and one_slice and not self._next_round_waiters:
-            assert self.loop is not None, "records are appended only once the loop is set"
-            self._timer = self.loop.call_later(wait, self._tick)
+        if (
+            wait > 0
+            and not self._next_round_waiters
+            and self._waiting_streams() <= self._slice_size
+        ):
+            self._timer = self._scheduler().call_later(wait, self._tick)
         else:
             self._call_soon(self._tick)
 
     def _call_soon(self, tick: Callable[[], None]) -> None:
+        self._scheduler().call_soon(tick)
+
+    def _scheduler(self) -> Scheduler:
         assert self.loop is not None, "records are appended only once the loop is set"
-        self.loop.call_soon(tick)
+        return self.loop
 
     def _tick(self) -> None:
         self._scheduled = False
