@@ -159,7 +159,7 @@ class FanOut:
             # The round waiting for the interval now spans several slices: it goes at once.
             self._timer.cancel()
             self._timer = None
-            self._call_soon(self._tick)
+            self._tick_soon()
 
     def publishers_wait(self) -> bool:
         """True when a publisher that has just published must wait (see `hold`).
@@ -206,10 +206,10 @@ class FanOut:
         ):
             self._timer = self._scheduler().call_later(wait, self._tick)
         else:
-            self._call_soon(self._tick)
+            self._tick_soon()
 
-    def _call_soon(self, tick: Callable[[], None]) -> None:
-        self._scheduler().call_soon(tick)
+    def _tick_soon(self) -> None:
+        self._scheduler().call_soon(self._tick)
 
     def _scheduler(self) -> Scheduler:
         assert self.loop is not None, "records are appended only once the loop is set"
@@ -221,7 +221,7 @@ class FanOut:
         if self._run_slice() and not self._scheduled:
             if self._round:  # the rest of this round
                 self._scheduled = True
-                self._call_soon(self._tick)
+                self._tick_soon()
             else:
                 self._schedule_round()
 

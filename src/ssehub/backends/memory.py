@@ -88,7 +88,7 @@ class MemoryBackend(Backend):
                 kept.append(record)
                 if len(kept) > max_count:
                     history.evicted_upto = kept.popleft().seq
-                if kept and kept[0].time < oldest:
+                if kept[0].time < oldest:
                     history.evict(max_count, oldest)
         if self._on_records is not None:
             self._on_records(records)

@@ -289,8 +289,16 @@ class HttpProtocol(asyncio.Protocol):
         self._reply(_PLAIN_PUBLISH, self.state.router.publish_drafts, [draft])
         self._serve_next()
 
-    def publish_answered(self, deadline: float) -> None:
-        """The `PublishGroup` has answered this connection's publishes: serve what came next."""
+    def answer_publish(self, keep_alive: bool, event_id: str, deadline: float) -> None:
+        """Answer this connection's publish in the `PublishGroup`, then serve what came next."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if keep_alive and not self.state.closing:
+            transport.write(id_reply(event_id))
+        else:
+            self._keep_alive = False
+            self._respond(_PLAIN_PUBLISH, ids_response([event_id]))
         self._busy = False
         if self._queue or self._failure is not None:
             self._serve_next()
@@ -476,15 +484,6 @@ class PublishGroup:
             self._answer(entries, ids)
 
     def _answer(self, entries: list[tuple[HttpProtocol, bool, Draft]], ids: list[str]) -> None:
-        closing = self._state.closing
         deadline = self._state.now() + self._state.config.idle_timeout
         for (connection, keep_alive, _), event_id in zip(entries, ids, strict=True):
-            transport = connection.transport
-            if transport is None or transport.is_closing():
-                continue
-            if keep_alive and not closing:
-                transport.write(id_reply(event_id))
-            else:
-                connection._keep_alive = False
-                connection._respond(_PLAIN_PUBLISH, ids_response([event_id]))
-            connection.publish_answered(deadline)
+            connection.answer_publish(keep_alive, event_id, deadline)
