@@ -29,9 +29,9 @@ import time
 import uvloop
 
 from ssehub.hub import Hub
-from ssehub.server.app import ServerState
-from ssehub.server.protocol import HttpProtocol
-from ssehub.server.routes import ServerConfig
+from ssehub.server import ServerConfig
+from ssehub.server._app import ServerState
+from ssehub.server._protocol import HttpProtocol
 
 PUBLISHERS = 8
 BODY = b"topic=bench&data=hello+world"

@@ -25,9 +25,9 @@ from ssehub.client import (
 from ssehub.wire import Event
 
 if TYPE_CHECKING:
-    from misbehaving_server import MisbehavingServer, Recorded
+    from support.misbehaving_server import MisbehavingServer, Recorded
 
-pytest_plugins = ("misbehaving_server",)  # the `server` fixture
+pytest_plugins = ("support.misbehaving_server",)  # the `server` fixture
 
 
 class RetryLog:

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
-from conftest import HubProcess
+from support.hub_process import HubProcess
 
 from ssehub.client import EventSource
 
 if TYPE_CHECKING:
-    from misbehaving_server import MisbehavingServer
+    from support.misbehaving_server import MisbehavingServer
 
-pytest_plugins = ("misbehaving_server",)  # the `server` fixture
+pytest_plugins = ("support.misbehaving_server",)  # the `server` fixture
 
 # `ssehub <command>`. Ctrl-C must raise KeyboardInterrupt as it does in a terminal, also when the
 # test run itself was started in the background, whose children inherit SIGINT as ignored.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import HubProcess
+from support.hub_process import HubProcess
 
 from ssehub.client import AsyncEventSource, EventSource
 from ssehub.wire import Event

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ssehub.backends.base import Draft, Record
-from ssehub.fanout import RUN_AHEAD, FanOut
+from ssehub._fanout import RUN_AHEAD, FanOut
+from ssehub.model import Draft, Record
 
 
 class Counters:
@@ -65,7 +65,8 @@ def record(*topics: str) -> Record:
     global _seq
     _seq += 1
     body = b"data: %d\n\n" % _seq
-    return Record.from_draft(Draft(topics, str(_seq), "message", None, body), _seq, 0.0)
+    draft = Draft(topics, str(_seq), "message", None, body)
+    return Record.from_draft(draft, str(_seq), _seq, 0.0)
 
 
 def pace(fan_out: FanOut, callback: Callable[[], object]) -> None:
@@ -76,10 +77,10 @@ def pace(fan_out: FanOut, callback: Callable[[], object]) -> None:
         callback()
 
 
-def make(slice_size: int = 2, round_interval: float = 0.0) -> tuple[FanOut, Loop, Counters]:
+def make(slice_size: int = 2, write_interval: float = 0.0) -> tuple[FanOut, Loop, Counters]:
     loop, counters = Loop(), Counters()
     fan_out = FanOut(
-        counters, loop, slice_size=slice_size, round_interval=round_interval, clock=loop.time
+        counters, loop, slice_size=slice_size, write_interval=write_interval, clock=loop.time
     )
     return fan_out, loop, counters
 
@@ -243,7 +244,7 @@ def test_flush_releases_every_held_publisher() -> None:
 
 
 def test_while_events_keep_coming_rounds_wait_for_the_interval_and_carry_everything() -> None:
-    fan_out, loop, _ = make(round_interval=0.001)
+    fan_out, loop, _ = make(write_interval=0.001)
     got: list[bytes] = []
     fan_out.add("s", ("t",), got.append)
     first = record("t")
@@ -265,7 +266,7 @@ def test_while_events_keep_coming_rounds_wait_for_the_interval_and_carry_everyth
 
 
 def test_after_a_quiet_spell_an_event_goes_out_at_the_next_turn() -> None:
-    fan_out, loop, _ = make(round_interval=0.001)
+    fan_out, loop, _ = make(write_interval=0.001)
     got: list[bytes] = []
     fan_out.add("s", ("t",), got.append)
     for n in range(3):
@@ -278,7 +279,7 @@ def test_after_a_quiet_spell_an_event_goes_out_at_the_next_turn() -> None:
 
 
 def test_a_round_a_held_publisher_waits_for_does_not_wait_for_the_interval() -> None:
-    fan_out, loop, _ = make(slice_size=2, round_interval=0.001)
+    fan_out, loop, _ = make(slice_size=2, write_interval=0.001)
     for i in range(3):
         fan_out.add(("big", i), ("big",), lambda chunk: None)
     small: list[bytes] = []
@@ -296,7 +297,7 @@ def test_a_round_a_held_publisher_waits_for_does_not_wait_for_the_interval() -> 
 
 
 def test_a_round_over_more_streams_than_a_slice_does_not_wait_for_the_interval() -> None:
-    fan_out, loop, _ = make(slice_size=2, round_interval=0.001)
+    fan_out, loop, _ = make(slice_size=2, write_interval=0.001)
     streams: dict[int, list[bytes]] = {i: [] for i in range(3)}
     for i, chunks in streams.items():
         fan_out.add(i, ("t",), chunks.append)
@@ -310,7 +311,7 @@ def test_a_round_over_more_streams_than_a_slice_does_not_wait_for_the_interval()
 
 
 def test_a_waiting_round_that_grows_past_a_slice_goes_at_once() -> None:
-    fan_out, loop, _ = make(slice_size=2, round_interval=0.001)
+    fan_out, loop, _ = make(slice_size=2, write_interval=0.001)
     small: list[bytes] = []
     fan_out.add("small", ("small",), small.append)
     for i in range(3):

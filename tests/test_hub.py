@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from ssehub.backends.base import Replay
-from ssehub.backends.memory import MemoryBackend
-from ssehub.hub import Hub, Publication, SlowSubscriberError
+from ssehub.backends import MemoryStore
+from ssehub.hub import Hub, SlowSubscriberError
+from ssehub.model import Publication, Replay
 from ssehub.wire import Decoder, Event
 
 pytestmark = pytest.mark.anyio
@@ -55,26 +55,26 @@ async def test_invalid_publications_publish_nothing() -> None:
             with pytest.raises(ValueError):
                 await hub.publish_many([Publication(("ok",), "fine"), bad])
         assert hub.latest == before
-        assert hub.backend.history_sizes() == {}
+        assert await hub.store.history_sizes() == {}
 
 
 async def test_history_is_bounded_by_count() -> None:
     async with Hub(history=3) as hub:
         for i in range(10):
             await hub.publish("t", str(i))
-        assert hub.backend.history_sizes() == {"t": 3}
+        assert await hub.store.history_sizes() == {"t": 3}
 
 
 async def test_history_is_bounded_by_age_and_expiry_means_reset() -> None:
     clock = Clock()
-    async with Hub(MemoryBackend(history=100, history_ttl=60, clock=clock)) as hub:
+    async with Hub(MemoryStore(history=100, history_ttl=60, clock=clock)) as hub:
         first = await hub.publish("t", "old")
         clock.now += 30
         await hub.publish("t", "newer")
         clock.now += 31  # "old" is now past its time to live
-        replay = await hub.backend.replay(["t"], int(first) - 1)
+        replay = await hub.store.replay(["t"], str(int(first) - 1))
         assert replay.reset is not None and "no longer retained" in replay.reset
-        replay = await hub.backend.replay(["t"], int(first))
+        replay = await hub.store.replay(["t"], first)
         assert [r.data for r in replay.records] == ["newer"]
 
 
@@ -86,7 +86,7 @@ async def test_replay_merges_topics_in_publish_order_without_duplicates() -> Non
         await hub.publish("b", "3")
         await hub.publish("c", "not subscribed")
         await hub.publish("a", "4")
-        replay = await hub.backend.replay(["a", "b"], start)
+        replay = await hub.store.replay(["a", "b"], start)
     assert [r.data for r in replay.records] == ["1", "2", "3", "4"]
 
 
@@ -149,30 +149,30 @@ async def test_fresh_stream_is_told_the_current_position() -> None:
         assert decoder.last_event_id == str(hub.latest)
 
 
-class SlowReplayBackend(MemoryBackend):
-    """Replay waits (as a networked backend would) until the test lets it answer."""
+class SlowReplayStore(MemoryStore):
+    """Replay waits (as a networked store would) until the test lets it answer."""
 
     def __init__(self) -> None:
         super().__init__()
         self.replay_started = asyncio.Event()
         self.may_answer = asyncio.Event()
 
-    async def replay(self, topics: Sequence[str], after: int) -> Replay:
+    async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
         self.replay_started.set()
         await self.may_answer.wait()
-        return await super().replay(topics, after)
+        return await super().replay(topics, last_event_id)
 
 
 async def test_events_published_during_replay_are_neither_lost_nor_doubled() -> None:
-    backend = SlowReplayBackend()
-    async with Hub(backend) as hub:
+    store = SlowReplayStore()
+    async with Hub(store) as hub:
         ids = [await hub.publish("t", str(i)) for i in range(3)]
         chunks: list[bytes] = []
         resume = asyncio.ensure_future(hub.resume_stream("k", ("t",), chunks.append, ids[0]))
-        await backend.replay_started.wait()
+        await store.replay_started.wait()
         for i in range(3, 6):  # published while the replay is in flight
             await hub.publish("t", str(i))
-        backend.may_answer.set()
+        store.may_answer.set()
         await resume
         await hub.publish("t", "6")
         hub.flush()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HubProcess
+from support.hub_process import HubProcess
 
 from ssehub.wire import Decoder, Event
 

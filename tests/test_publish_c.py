@@ -16,10 +16,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ssehub.backends.base import Draft
-from ssehub.hub import InvalidPublication, draft_all
-from ssehub.server.http import HTTPError, Request
-from ssehub.server.routes import parse_publications
+from ssehub.api import HTTPError, Request, parse_publications
+from ssehub.model import Draft, InvalidPublication, draft_all
 
 try:
     from ssehub.server._publish_c import parse
@@ -78,7 +76,7 @@ def general_path(raw: bytes) -> tuple[bool, list[Draft]] | None:
 
 
 def fast_path(raw: bytes, start: int = 0) -> tuple[int, bool, Draft] | None:
-    fields = parse(raw, start, MAX_HEAD, MAX_BODY)
+    fields = parse(raw, start, MAX_HEAD, MAX_BODY, False)
     if fields is None:
         return None
     end, keep_alive, topic, data, event, retry, encoded = fields
@@ -260,13 +258,13 @@ def test_what_the_fast_path_leaves_to_the_general_path(raw: bytes) -> None:
 
 def test_a_head_over_the_limit_goes_to_the_general_path_which_answers_431() -> None:
     raw = request(b"topic=t", [("X-Big", "x" * 100), ("Content-Length", "7")])
-    assert parse(raw, 0, 64, MAX_BODY) is None
-    assert parse(raw, 0, MAX_HEAD, MAX_BODY) is not None
+    assert parse(raw, 0, 64, MAX_BODY, False) is None
+    assert parse(raw, 0, MAX_HEAD, MAX_BODY, False) is not None
 
 
 def test_a_body_over_the_limit_goes_to_the_general_path_which_answers_413() -> None:
     raw = request(b"topic=t&data=" + b"x" * 100)
-    assert parse(raw, 0, MAX_HEAD, 50) is None
+    assert parse(raw, 0, MAX_HEAD, 50, False) is None
 
 
 def test_pipelined_requests_are_read_one_at_a_time_from_where_the_last_ended() -> None:
@@ -287,6 +285,6 @@ def test_connection_close_is_reported() -> None:
 
 def test_wrong_arguments_raise() -> None:
     with pytest.raises(TypeError):
-        parse("text", 0, MAX_HEAD, MAX_BODY)  # type: ignore[arg-type]
+        parse("text", 0, MAX_HEAD, MAX_BODY, False)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        parse(b"abc", 4, MAX_HEAD, MAX_BODY)
+        parse(b"abc", 4, MAX_HEAD, MAX_BODY, False)

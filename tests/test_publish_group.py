@@ -1,5 +1,5 @@
 """Plain publishes read in one turn of the hub's event loop are published as a group
-(`ssehub.server.protocol.PublishGroup`). Each publisher must still get its own answer, in order;
+(`ssehub.server._protocol.PublishGroup`). Each publisher must still get its own answer, in order;
 nothing may be lost, doubled or answered out of turn; and with a backend that needs I/O, one
 publisher's failed write must not fail the others'. Real `ssehub serve` processes on loopback.
 """
@@ -14,12 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HubProcess
+from support.hub_process import HubProcess
 from test_server import _raw_request, open_position, stream
 
-from ssehub.server.routes import id_reply, ids_response
+from ssehub.api import ids_response
+from ssehub.server._http1 import id_reply, response_head
 
-ROUND_TRIP_HUB = str(Path(__file__).with_name("round_trip_hub.py"))
+ROUND_TRIP_HUB = str(Path(__file__).parent / "support" / "round_trip_hub.py")
 BACKENDS = ["memory", "round trip"]
 
 
@@ -143,4 +144,4 @@ def test_a_refused_write_fails_only_its_own_publisher(start_hub: Callable[..., H
 @pytest.mark.parametrize("event_id", ["1", "1763764279000001", "18446744073709551615"])
 def test_the_grouped_answer_is_the_general_paths_answer_byte_for_byte(event_id: str) -> None:
     reply = ids_response([event_id])
-    assert id_reply(event_id) == reply.head(True, []) + reply.body
+    assert id_reply(event_id) == response_head(reply, True, ()) + reply.body

@@ -16,9 +16,9 @@ from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 import pytest
-from conftest import HubProcess
+from support.hub_process import HubProcess
 
-from ssehub.fanout import RUN_AHEAD, SLICE_SIZE
+from ssehub._fanout import RUN_AHEAD, SLICE_SIZE
 from ssehub.wire import Decoder, Event
 
 pytestmark = pytest.mark.anyio

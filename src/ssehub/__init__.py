@@ -1,7 +1,8 @@
 """ssehub: Server-Sent Events for Python, done right."""
 
 from ssehub.client import AsyncEventSource, EventSource, SSEError
-from ssehub.hub import Hub, InvalidPublication, Publication, SlowSubscriberError
+from ssehub.hub import Hub, SlowSubscriberError
+from ssehub.model import InvalidPublication, Publication
 from ssehub.wire import Decoder, Event, comment, encode
 
 __all__ = [

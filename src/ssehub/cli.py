@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from ssehub import __version__
 from ssehub._cli_remote import add_listen_parser, add_publish_parser
-from ssehub.fanout import ROUND_INTERVAL
+from ssehub._fanout import WRITE_INTERVAL
 
 __all__ = ["main"]
 
@@ -35,7 +35,6 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_buffer_bytes=args.max_buffer_bytes,
         idle_timeout=args.idle_timeout,
-        demo=demo,
     )
     hub = config.new_hub()
     background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
@@ -81,7 +80,7 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     serve.add_argument(
         "--write-interval",
         type=_non_negative(float),
-        default=ROUND_INTERVAL,
+        default=WRITE_INTERVAL,
         help="while events keep coming, seconds between writes to a stream (0: every loop turn)",
     )
     serve.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats")

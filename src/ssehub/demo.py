@@ -30,17 +30,22 @@ import random
 import re
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
+from ssehub.api import (
+    Handler,
+    HTTPError,
+    Request,
+    Response,
+    StreamReply,
+    json_response,
+    last_event_id,
+)
 from ssehub.hub import Hub
-from ssehub.server.http import HTTPError, Request, Response, StreamReply, json_response
-from ssehub.server.routes import Reply, last_event_id
 
 __all__ = ["answer", "answer_tokens", "demo_feeds", "demo_routes"]
-
-Handler = Callable[[Request], Reply | Awaitable[Reply]]
 
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_SESSIONS = 1000  # remembered sessions (for resumes); older ones are forgotten
@@ -81,7 +86,7 @@ class _Demos:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.sessions: OrderedDict[str, int] = OrderedDict()  # topic -> hub position at start
+        self.sessions: OrderedDict[str, str] = OrderedDict()  # topic -> hub position at start
         self.tasks: set[asyncio.Task[None]] = set()
 
     # -- sessions ----------------------------------------------------------------------------
@@ -110,7 +115,7 @@ class _Demos:
             task = asyncio.ensure_future(feed())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        return StreamReply((topic,), resume_from or str(start))
+        return StreamReply((topic,), resume_from or start)
 
     def cancel_all(self) -> None:
         for task in tuple(self.tasks):

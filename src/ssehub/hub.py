@@ -1,8 +1,8 @@
 """The hub: topics, ids, history, replay, and fan-out to subscribers.
 
-Fan-out is the hot path. Each event is encoded once (by the backend, into `Record.payload`) and
-byte streams get those bytes through `ssehub.fanout`, which coalesces what each stream has pending
-into one write per sweep: no task, no coroutine, no queue per subscriber per event.
+Fan-out is the hot path. Each event is encoded once (by the store, into `Record.payload`) and
+byte streams get those bytes through `ssehub._fanout`, which coalesces what each stream has
+pending into one write per sweep: no task, no coroutine, no queue per subscriber per event.
 
 Two kinds of subscriber exist:
 - *writers* take bytes (server streams, ASGI responses): `write(payload)`;
@@ -11,114 +11,40 @@ Two kinds of subscriber exist:
 A stream that resumes from a Last-Event-ID is first registered as a reader that buffers live
 records, then handed what it missed, then whatever arrived meanwhile with a higher id, and only
 then switched to a live writer — all without an `await` between the last flush and the switch, so
-nothing is lost or doubled even when the backend's replay has to wait for I/O.
+nothing is lost or doubled even when the store's replay has to wait for I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
-import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ssehub.backends.base import Backend, Draft, Record, Replay
-from ssehub.backends.memory import MemoryBackend
-from ssehub.fanout import ROUND_INTERVAL, FanOut, Writer
-from ssehub.wire import Event, encode
+from ssehub._fanout import WRITE_INTERVAL, FanOut, Writer
+from ssehub.backends.base import Backend, Store
+from ssehub.backends.local import LocalBroker
+from ssehub.backends.memory import MemoryStore
+from ssehub.model import (
+    Draft,
+    EventId,
+    Publication,
+    Record,
+    draft_all,
+    reset_record,
+    topic_tuple,
+)
+from ssehub.wire import Event
 
 if TYPE_CHECKING:
     from ssehub.asgi import HubApp, HubStreamResponse
     from ssehub.wsgi import SyncSubscription
 
-__all__ = [
-    "Hub",
-    "HubStats",
-    "InvalidPublication",
-    "Publication",
-    "SlowSubscriberError",
-    "Subscription",
-    "check_topic",
-]
+__all__ = ["Hub", "HubStats", "SlowSubscriberError", "Subscription"]
 
 Reader = Callable[[Record], None]
-
-_TOPIC = re.compile(r"[^\x00-\x20\x7f]{1,256}")
-
-
-# Publishers reuse a few topic names, so most checks are one cache lookup.
-@functools.lru_cache(maxsize=65536)
-def _is_topic_name(text: str) -> bool:
-    return _TOPIC.fullmatch(text) is not None
-
-
-def check_topic(topic: object) -> str:
-    """Return `topic` if it is a valid topic name: 1-256 characters, no spaces or controls."""
-    if not isinstance(topic, str) or not _is_topic_name(topic):
-        raise ValueError(
-            f"topic {topic!r} is invalid: a topic is 1 to 256 characters, no spaces or controls"
-        )
-    return topic
-
-
-def _topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
-    names = (topics,) if isinstance(topics, str) else tuple(topics)
-    if len(names) == 1:
-        return (check_topic(names[0]),)
-    if not names:
-        raise ValueError("topic is missing: at least one topic is required")
-    return tuple(dict.fromkeys(check_topic(name) for name in names))
-
-
-class InvalidPublication(ValueError):
-    """A publication that cannot be sent. Nothing of its batch was published.
-
-    `field` names the culprit ("topic", "data", "event" or "retry"), `index` its place in the batch.
-    """
-
-    def __init__(self, message: str, field: str | None, index: int) -> None:
-        super().__init__(message)
-        self.field = field
-        self.index = index
-
-
-_FIELDS = ("topic", "data", "event", "retry")
-
-
-# Not frozen: a frozen dataclass costs four times as much to build, and one is built per publish.
-@dataclass(slots=True)
-class Publication:
-    """One event to publish to one or more topics. The hub assigns its id."""
-
-    topics: tuple[str, ...]
-    data: str = ""
-    event: str = "message"
-    retry: int | None = None
-
-    def draft(self) -> Draft:
-        """Validate and encode; raises ValueError or TypeError starting with the field's name."""
-        topics = _topic_tuple(self.topics)
-        if not self.event:
-            raise ValueError("event must not be empty")
-        body = encode(Event(self.data, self.event, None, self.retry))
-        return Draft(topics, self.data, self.event, self.retry, body)
-
-
-def draft_all(publications: Iterable[Publication]) -> list[Draft]:
-    """Draft every publication, or raise InvalidPublication for the first that cannot be."""
-    drafts = []
-    for index, publication in enumerate(publications):
-        try:
-            drafts.append(publication.draft())
-        except (ValueError, TypeError) as error:
-            message = str(error)
-            field = message.partition(" ")[0]
-            raise InvalidPublication(message, field if field in _FIELDS else None, index) from None
-    return drafts
 
 
 @dataclass(slots=True)
@@ -137,29 +63,38 @@ class SlowSubscriberError(Exception):
 class Hub:
     """Publish to topics; subscribe with replay. Usable with or without the HTTP server.
 
-    `history` and `history_ttl` bound each topic's replay history (count, seconds).
+    `backend`: where history lives and how events reach every hub process — a `Backend` (a
+    store and a broker), or a `Store` alone (delivered within this process). By default a
+    `MemoryStore` bounded by `history` and `history_ttl` (count, seconds per topic).
     `write_interval`: while events keep coming, a hub with few streams (one sweep slice) sweeps
     them at most once per this many seconds, one write each carrying everything published
     meanwhile, unless a publisher is held waiting for the sweep; an event after a quiet spell goes
-    out at once, and larger sweeps never wait (see `ssehub.fanout`).
+    out at once, and larger sweeps never wait (see `ssehub._fanout`).
     """
 
     def __init__(
         self,
-        backend: Backend | None = None,
+        backend: Backend | Store | None = None,
         *,
         history: int = 1000,
         history_ttl: float | None = 3600.0,
         max_pending: int = 10_000,
-        write_interval: float = ROUND_INTERVAL,
+        write_interval: float = WRITE_INTERVAL,
     ) -> None:
         if write_interval < 0:
             raise ValueError("write_interval must be >= 0")
-        self.backend = backend if backend is not None else MemoryBackend(history, history_ttl)
+        if backend is None:
+            backend = MemoryStore(history, history_ttl)
+        if isinstance(backend, Store):
+            backend = Backend(backend, LocalBroker())
+        self.backend = backend
+        self.store = backend.store
+        self._broker = backend.broker
         self.stats = HubStats()
         self.max_pending = max_pending
         self._readers: dict[str, dict[Hashable, Reader]] = {}
-        self._fan_out = FanOut(self.stats, round_interval=write_interval)
+        self._fan_out = FanOut(self.stats, write_interval=write_interval)
+        self._latest: EventId = ""
         self._started = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -169,13 +104,16 @@ class Hub:
             # Sweeps run on the loop that started the hub. (Asking asyncio for the running loop
             # at each sweep would cost a system call, getpid, on Python 3.11.)
             self._fan_out.loop = asyncio.get_running_loop()
-            await self.backend.start(self._deliver)
+            await self.store.open()
+            self._latest = await self.store.latest()
+            await self._broker.start(self.store, self._deliver)
             self._started = True
 
     async def close(self) -> None:
         if self._started:
             self._started = False
-            await self.backend.close()
+            await self._broker.close()
+            await self.store.close()
 
     async def __aenter__(self) -> Hub:
         await self.start()
@@ -190,9 +128,15 @@ class Hub:
         await self.close()
 
     @property
-    def latest(self) -> int:
-        """The newest id this hub has delivered."""
-        return self.backend.latest
+    def latest(self) -> EventId:
+        """The id of the newest event this hub has delivered."""
+        return self._latest
+
+    def problem(self) -> str | None:
+        """Why this hub cannot serve publishes now (for health checks), or None."""
+        if not self._started:
+            return "the hub is not running"
+        return self.store.problem()
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -202,41 +146,48 @@ class Hub:
         data: str,
         event: str = "message",
         retry: int | None = None,
-    ) -> str:
+    ) -> EventId:
         """Publish one event; returns its id. Raises ValueError for invalid input."""
-        publication = Publication(_topic_tuple(topics), data, event, retry)
+        publication = Publication(topic_tuple(topics), data, event, retry)
         [event_id] = await self.publish_many([publication])
         return event_id
 
-    async def publish_many(self, publications: Iterable[Publication]) -> list[str]:
+    async def publish_many(self, publications: Iterable[Publication]) -> list[EventId]:
         """Publish a batch, all or nothing: every publication is validated before any is sent.
 
         Raises InvalidPublication (a ValueError) for invalid input.
         """
         return await self.publish_drafts(draft_all(publications))
 
-    async def publish_drafts(self, drafts: Sequence[Draft]) -> list[str]:
+    async def publish_drafts(self, drafts: Sequence[Draft]) -> list[EventId]:
         """`publish_many` of publications already drafted (validated and encoded)."""
         await self.start()
-        records = self.backend.append_now(drafts)
+        records = self.store.append_now(drafts)
         if records is None:
-            records = await self.backend.append(drafts)
-        return [str(record.seq) for record in records]
+            records = await self.store.append(drafts)
+        self._broker.published(records)
+        return [record.id for record in records]
 
-    def publish_drafts_now(self, drafts: Sequence[Draft]) -> list[str] | None:
-        """Publish drafts without awaiting when the backend allows it (the server's path).
+    def publish_drafts_now(self, drafts: Sequence[Draft]) -> list[EventId] | None:
+        """Publish drafts without awaiting when the store allows it (the server's path).
 
-        Returns None, having published nothing, when the backend needs I/O: call
+        Returns None, having published nothing, when the store needs I/O: call
         `publish_drafts`.
         """
         if not self._started:
             return None
-        records = self.backend.append_now(drafts)
-        return None if records is None else [str(record.seq) for record in records]
+        records = self.store.append_now(drafts)
+        if records is None:
+            return None
+        self._broker.published(records)
+        return [record.id for record in records]
 
     def _deliver(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
         stats = self.stats
         stats.published += len(records)
+        self._latest = records[-1].id
         self._fan_out.extend(records)
         if self._readers:
             for record in records:
@@ -299,15 +250,15 @@ class Hub:
     ) -> None:
         """Send `key` what it missed after `last_event_id`, or a reset record, via `send`.
 
-        Live records that arrive while the backend answers are buffered and sent after the
+        Live records that arrive while the store answers are buffered and sent after the
         replay, minus any the replay already held. On return nothing is registered for `key`:
         the caller registers it live at once (no await in between), so nothing is lost or doubled.
         """
         pending: list[Record] = []
         self.add_reader(key, topics, pending.append)
-        position = self.latest
+        position = self._latest
         try:
-            replay = await self._replay(topics, last_event_id)
+            replay = await self.store.replay(topics, last_event_id)
         finally:
             self.remove(key, topics)
         if replay.reset is not None:
@@ -315,15 +266,10 @@ class Hub:
             send([reset_record(replay.reset, last_event_id, position), *pending])
             return
         self.stats.replays += 1
-        covered = replay.records[-1].seq if replay.records else int(last_event_id)
+        covered = replay.records[-1].seq if replay.records else replay.after
         missed = [*replay.records, *(record for record in pending if record.seq > covered)]
         if missed:
             send(missed)
-
-    async def _replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
-        if not (last_event_id.isascii() and last_event_id.isdigit()):
-            return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
-        return await self.backend.replay(topics, int(last_event_id))
 
     def open_stream(self, key: Hashable, topics: Sequence[str], write: Writer) -> None:
         """Attach a fresh byte stream: live events from now on.
@@ -333,7 +279,7 @@ class Hub:
         still resumes exactly where it left off.
         """
         self.add_writer(key, topics, write)
-        write(b"id: %d\n\n" % self.latest)
+        write(b"id: %s\n\n" % self._latest.encode())
 
     async def resume_stream(
         self, key: Hashable, topics: Sequence[str], write: Writer, last_event_id: str
@@ -350,12 +296,12 @@ class Hub:
         self, topics: str | Iterable[str], last_event_id: str | None = None
     ) -> Subscription:
         """`async with hub.subscribe(["orders"]) as sub: async for event in sub: ...`"""
-        return Subscription(self, _topic_tuple(topics), last_event_id)
+        return Subscription(self, topic_tuple(topics), last_event_id)
 
-    # -- embedding (the work is in ssehub.asgi and ssehub.wsgi) -------------------------------
+    # -- embedding: lazy facades; the work is in ssehub.asgi and ssehub.wsgi -------------------
 
     def asgi_app(self, **options: Any) -> HubApp:
-        """`/events` and `/publish` as an ASGI app: `app.mount("/sse", hub.asgi_app())`."""
+        """The hub's HTTP API as an ASGI app: `app.mount("/sse", hub.asgi_app())`."""
         from ssehub.asgi import HubApp
 
         return HubApp(self, **options)
@@ -378,18 +324,11 @@ class Hub:
 
     def publish_sync(
         self, topics: str | Iterable[str], data: str, event: str = "message", **options: Any
-    ) -> str:
+    ) -> EventId:
         """`publish` for sync code while the hub runs on another thread."""
         from ssehub.wsgi import publish_sync
 
         return publish_sync(self, topics, data, event, **options)
-
-
-def reset_record(reason: str, last_event_id: str, position: int) -> Record:
-    """The explicit `reset` event: the gap cannot be filled, refetch state; resume from here."""
-    data = json.dumps({"reason": reason, "last_event_id": last_event_id}, ensure_ascii=False)
-    draft = Draft((), data, "reset", None, encode(Event(data=data, event="reset")))
-    return Record.from_draft(draft, position, 0.0)
 
 
 class Subscription:
@@ -453,5 +392,5 @@ class Subscription:
             self._wakeup = asyncio.get_running_loop().create_future()
             await self._wakeup
         record = self._queue.popleft()
-        self.last_event_id = str(record.seq)
+        self.last_event_id = record.id
         return record.to_event()

@@ -38,10 +38,11 @@ from typing import Final, Protocol, overload
 
 import httpx
 
-from ssehub.asgi import encode_item
+from ssehub._items import encode_item
+from ssehub.api import SSE_HEADERS
 from ssehub.client import EventSource
-from ssehub.hub import Hub, SlowSubscriberError, check_topic
-from ssehub.server.http import SSE_HEADERS
+from ssehub.hub import Hub, SlowSubscriberError
+from ssehub.model import topic_tuple
 from ssehub.wire import Event, comment
 
 __all__ = [
@@ -54,11 +55,9 @@ __all__ = [
     "subscribe_sync",
 ]
 
-#: The response headers of an event stream. WSGI forbids hop-by-hop headers such as
-#: `Connection`, so it is left out; the server frames the response.
-HEADERS: Final[dict[str, str]] = {
-    name: value for name, value in SSE_HEADERS if name.lower() != "connection"
-}
+#: The response headers of an event stream. The server frames the response (WSGI forbids
+#: hop-by-hop headers such as `Connection`).
+HEADERS: Final[dict[str, str]] = dict(SSE_HEADERS)
 
 _HEARTBEAT: Final = comment("heartbeat")
 # How many encoded items the feeder may be ahead of the client before it waits.
@@ -389,9 +388,10 @@ def subscribe_sync(
     """
     if isinstance(hub, Hub):
         return SyncSubscription(hub, topics, last_event_id, loop=loop)
-    names = [check_topic(topics)] if isinstance(topics, str) else [*map(check_topic, topics)]
     source = EventSource(
-        f"{hub.rstrip('/')}/events", params={"topic": names}, last_event_id=last_event_id or ""
+        f"{hub.rstrip('/')}/events",
+        params={"topic": list(topic_tuple(topics))},
+        last_event_id=last_event_id or "",
     )
     _adopt_in_feeder(source)
     return source

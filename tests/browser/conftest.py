@@ -21,8 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-
-from .tcp_proxy import CuttableProxy
+from support.tcp_proxy import CuttableProxy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

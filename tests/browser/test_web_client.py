@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from support.tcp_proxy import CuttableProxy
 
 from .conftest import RETRY_MS, DemoHub, Pages, screenshot
-from .tcp_proxy import CuttableProxy
 
 # (name, chunks fed in order, expected events, expected final lastEventId, expected retry)
 # Each case runs fed as text and as UTF-8 bytes; arbitrary splits are tested separately.

@@ -7,9 +7,9 @@ import re
 import subprocess
 
 from playwright.sync_api import expect
+from support.tcp_proxy import CuttableProxy
 
 from .conftest import DemoHub, Pages, screenshot
-from .tcp_proxy import CuttableProxy
 
 
 def test_console_publishes_and_receives_on_several_topics(hub: DemoHub, pages: Pages) -> None:

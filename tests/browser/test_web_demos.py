@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import Page, expect
+from support.tcp_proxy import CuttableProxy
 
 from ssehub.demo import answer, answer_tokens
 
 from .conftest import DemoHub, Pages, screenshot
-from .tcp_proxy import CuttableProxy
 
 
 def test_demo_index_links_every_demo(hub: DemoHub, pages: Pages) -> None:

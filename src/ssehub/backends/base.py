@@ -1,110 +1,85 @@
-"""What a backend is: where history lives and how events reach every hub process.
+"""What a backend is: a store (where history lives) and a broker (how events reach every process).
 
-The hub core talks only to this interface, so swapping the in-memory backend for Redis changes
-nothing above it. A backend assigns ids (increasing integers), keeps bounded per-topic history,
-answers replay questions, and calls the hub back with every record published anywhere.
+The two jobs vary apart. History can live in memory, in SQLite or in Redis; events reach the
+other hub processes through nothing (one process) or through Redis. The hub talks only to these
+two interfaces, so a new store or broker changes nothing above them.
+
+A store issues ids and orders them: it alone parses an id (`replay`) and ranks records
+(`Record.seq`). A broker hands every stored record, in id order, to every hub process's
+`deliver` callback, this process's own records included.
 """
 
 from __future__ import annotations
 
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ssehub.wire import Event
+from ssehub.model import Draft, EventId, Record, Replay
 
-__all__ = ["Backend", "Draft", "Record", "Replay"]
-
-
-# Draft and Record are built on every publish and never changed afterwards; they are not
-# frozen only because a frozen dataclass costs four times as much to construct.
-
-
-@dataclass(slots=True)
-class Draft:
-    """A validated publication waiting for its id. `body` is the encoded event without `id:`."""
-
-    topics: tuple[str, ...]
-    data: str
-    event: str
-    retry: int | None
-    body: bytes
-
-
-@dataclass(slots=True)
-class Record:
-    """A published event: its id, topics, and the exact bytes every subscriber receives."""
-
-    seq: int
-    topics: tuple[str, ...]
-    data: str
-    event: str
-    retry: int | None
-    time: float
-    payload: bytes
-
-    @classmethod
-    def from_draft(cls, draft: Draft, seq: int, time: float) -> Record:
-        # The id line leads so the draft's encoded body is reused as is: encode once per event.
-        payload = b"id: %d\n%s%s" % (seq, _topic_lines(draft.topics), draft.body)
-        return cls(seq, draft.topics, draft.data, draft.event, draft.retry, time, payload)
-
-    def to_event(self) -> Event:
-        return Event(data=self.data, event=self.event, id=str(self.seq), retry=self.retry)
-
-
-@functools.lru_cache(maxsize=4096)
-def _topic_lines(topics: tuple[str, ...]) -> bytes:
-    """The `topic:` lines of a record; remembered, as a hub publishes to few distinct sets."""
-    return b"".join(b"topic: %s\n" % topic.encode() for topic in topics)
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """The answer to "what did I miss after id N on these topics?".
-
-    Either `records` (in publish order, possibly empty) or a `reset` reason when the gap cannot be
-    filled: the id is unknown, or older than what the history still holds.
-    """
-
-    records: Sequence[Record] = ()
-    reset: str | None = None
-
+__all__ = ["Backend", "Broker", "RecordsCallback", "Store"]
 
 RecordsCallback = Callable[[Sequence[Record]], None]
 
 
-class Backend(ABC):
-    """Storage and distribution of published events."""
+class Store(ABC):
+    """Bounded per-topic history, ids, and replay."""
+
+    async def open(self) -> None:  # noqa: B027 - most stores have nothing to open
+        """Connect or open files; called once by the hub before anything else."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release what `open` took."""
 
     @abstractmethod
-    async def start(self, on_records: RecordsCallback) -> None:
-        """Begin delivering every published record, in id order, to `on_records`."""
-
-    @abstractmethod
-    async def close(self) -> None: ...
-
-    @property
-    @abstractmethod
-    def latest(self) -> int:
-        """The newest id known to this process (ids after it have not been delivered yet)."""
+    async def latest(self) -> EventId:
+        """The id of the newest stored event (or of the store's origin, before any)."""
 
     def append_now(self, drafts: Sequence[Draft]) -> list[Record] | None:
-        """Publish without waiting for I/O when the backend can; None means use `append`.
-
-        The in-memory backend answers here, which spares the server a task per publish.
-        """
+        """Store without waiting for I/O when the store can; None (nothing stored) means use
+        `append`. The memory store answers here, which spares the server a task per publish."""
         return None
 
     @abstractmethod
     async def append(self, drafts: Sequence[Draft]) -> list[Record]:
-        """Assign ids, store, and deliver: all drafts or none."""
+        """Assign ids and store: all drafts or none. Raises when nothing could be stored."""
 
     @abstractmethod
-    async def replay(self, topics: Sequence[str], after: int) -> Replay:
-        """Records on `topics` with ids greater than `after`, or why they cannot be given."""
+    async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
+        """Records on `topics` after the event `last_event_id`, or why they cannot be given.
+
+        `last_event_id` is whatever a client sent: the store decides whether it is one of its
+        ids, and answers a reset when it is not.
+        """
 
     @abstractmethod
-    def history_sizes(self) -> dict[str, int]:
+    async def history_sizes(self) -> dict[str, int]:
         """Retained events per topic, for metrics."""
+
+    def problem(self) -> str | None:
+        """Why the store cannot take publishes now (for health checks), or None."""
+        return None
+
+
+class Broker(ABC):
+    """Delivery of every stored record to every hub process."""
+
+    @abstractmethod
+    async def start(self, store: Store, deliver: RecordsCallback) -> None:
+        """Begin calling `deliver` with every record stored from now on, in id order."""
+
+    async def close(self) -> None:  # noqa: B027 - a broker may hold nothing
+        """Stop delivering."""
+
+    @abstractmethod
+    def published(self, records: Sequence[Record]) -> None:
+        """`records` were just stored by this process: deliver them, or let them arrive the
+        way every other process's do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A store and the broker that distributes what it stores."""
+
+    store: Store
+    broker: Broker

@@ -1,8 +1,8 @@
 """In-process history: a bounded deque per topic, ids from a time-based origin.
 
-Ids start just above the wall-clock time in microseconds at start-up. An id from an earlier run of
-the process is therefore below this run's origin and is recognised as history that is gone, rather
-than being mistaken for an id of this run.
+Ids are decimal integers starting just above the wall-clock time in microseconds at start-up.
+An id from an earlier run of the process is therefore below this run's origin and is recognised
+as history that is gone, rather than being mistaken for an id of this run.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
-from ssehub.backends.base import Backend, Draft, Record, RecordsCallback, Replay
+from ssehub.backends.base import Store
+from ssehub.model import Draft, EventId, Record, Replay
 
-__all__ = ["MemoryBackend"]
+__all__ = ["MemoryStore"]
 
 
 class _TopicHistory:
@@ -22,7 +23,7 @@ class _TopicHistory:
 
     def __init__(self) -> None:
         self.records: deque[Record] = deque()
-        # Highest id dropped from this topic: a resume from below it would have a gap.
+        # Highest seq dropped from this topic: a resume from below it would have a gap.
         self.evicted_upto = 0
 
     def evict(self, max_count: int, oldest_time: float) -> None:
@@ -39,8 +40,8 @@ class _TopicHistory:
         return reversed(newer)
 
 
-class MemoryBackend(Backend):
-    """History kept in this process; delivery to this process only."""
+class MemoryStore(Store):
+    """History kept in this process, lost with it."""
 
     def __init__(
         self,
@@ -56,17 +57,9 @@ class MemoryBackend(Backend):
         self._origin = int(clock() * 1_000_000)
         self._seq = self._origin
         self._topics: dict[str, _TopicHistory] = {}
-        self._on_records: RecordsCallback | None = None
 
-    async def start(self, on_records: RecordsCallback) -> None:
-        self._on_records = on_records
-
-    async def close(self) -> None:
-        self._on_records = None
-
-    @property
-    def latest(self) -> int:
-        return self._seq
+    async def latest(self) -> EventId:
+        return str(self._seq)
 
     def append_now(self, drafts: Sequence[Draft]) -> list[Record]:
         now = self._clock()
@@ -75,8 +68,8 @@ class MemoryBackend(Backend):
         histories = self._topics
         records = []
         for draft in drafts:
-            self._seq += 1
-            record = Record.from_draft(draft, self._seq, now)
+            self._seq = seq = self._seq + 1
+            record = Record.from_draft(draft, str(seq), seq, now)
             records.append(record)
             for topic in draft.topics:
                 history = histories.get(topic)
@@ -90,14 +83,15 @@ class MemoryBackend(Backend):
                     history.evicted_upto = kept.popleft().seq
                 if kept[0].time < oldest:
                     history.evict(max_count, oldest)
-        if self._on_records is not None:
-            self._on_records(records)
         return records
 
     async def append(self, drafts: Sequence[Draft]) -> list[Record]:
         return self.append_now(drafts)
 
-    async def replay(self, topics: Sequence[str], after: int) -> Replay:
+    async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
+        if not (last_event_id.isascii() and last_event_id.isdigit()):
+            return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
+        after = int(last_event_id)
         if after > self._seq:
             return Replay(reset=f"id {after} is newer than any event this hub has published")
         if after < self._origin:
@@ -119,9 +113,9 @@ class MemoryBackend(Backend):
             # An event published to several subscribed topics is in each history; send it once.
             if not records or records[-1].seq != record.seq:
                 records.append(record)
-        return Replay(records=records)
+        return Replay(records=records, after=after)
 
-    def history_sizes(self) -> dict[str, int]:
+    async def history_sizes(self) -> dict[str, int]:
         return {topic: len(history.records) for topic, history in self._topics.items()}
 
     def _oldest_kept(self, now: float) -> float:

@@ -4,7 +4,7 @@
  * `parse()` reads one request from a publisher's bytes when, and only when, it is the common
  * case: `POST /publish HTTP/1.1`, a Content-Length body, a form body of at most one each of
  * `topic`, `data`, `event` and `retry`, all valid. It returns what the general path would have
- * made of it: the fields and the encoded event (ssehub.hub.Publication.draft). For anything else
+ * made of it: the fields and the encoded event (ssehub.model.Publication.draft). For anything else
  * it returns None (an incomplete request, another route, chunked bodies, CORS, repeated fields,
  * invalid values), and the caller feeds the same bytes to httptools and the general path, which
  * remains the reference and has the error messages. The tests check that whatever this accepts,
@@ -106,10 +106,12 @@ form_media_type(const char *s, Py_ssize_t n)
 
 /* One header line's meaning for the fast path: OK to go on, GIVE_UP to leave the request to the
  * general path. Headers that change how the request is framed or answered (chunked bodies,
- * Expect, CORS, upgrades) and repeated framing headers send it there. */
+ * Expect, CORS, upgrades) and repeated framing headers send it there. With `strict` (the server
+ * has an authorization policy), so does every header this file does not know: Authorization,
+ * Cookie and anything else the policy may judge are for the general path alone. */
 static int
 read_header(Head *head, const char *name, Py_ssize_t name_n, const char *value, Py_ssize_t n,
-            unsigned *seen)
+            unsigned *seen, int strict)
 {
     if (equals_lower(name, name_n, "content-length")) {
         if (*seen & 1) {
@@ -146,12 +148,18 @@ read_header(Head *head, const char *name, Py_ssize_t name_n, const char *value, 
         equals_lower(name, name_n, "proxy-connection")) {
         return GIVE_UP;
     }
+    if (strict && !(equals_lower(name, name_n, "host") || equals_lower(name, name_n, "user-agent") ||
+                    equals_lower(name, name_n, "accept") ||
+                    equals_lower(name, name_n, "accept-encoding"))) {
+        return GIVE_UP;
+    }
     return OK; /* Host, User-Agent, Accept...: nothing the hub reads */
 }
 
 /* The request line and headers from `p`: on OK, *body is where the body starts. */
 static int
-read_head(const char *p, const char *end, Py_ssize_t max_head, Head *head, const char **body)
+read_head(const char *p, const char *end, Py_ssize_t max_head, int strict, Head *head,
+          const char **body)
 {
     if (end - p < REQUEST_LINE_SIZE || memcmp(p, REQUEST_LINE, REQUEST_LINE_SIZE) != 0) {
         return GIVE_UP;
@@ -193,7 +201,7 @@ read_head(const char *p, const char *end, Py_ssize_t max_head, Head *head, const
             value_end--;
         }
         q += 2;
-        if (read_header(head, name, name_n, value, value_end - value, &seen) != OK) {
+        if (read_header(head, name, name_n, value, value_end - value, &seen, strict) != OK) {
             return GIVE_UP;
         }
     }
@@ -259,7 +267,7 @@ form_value(const char *s, Py_ssize_t n)
     return text;
 }
 
-/* ssehub.hub.check_topic: 1 to 256 characters, none of them a space or a control (U+0000-U+0020,
+/* ssehub.model.check_topic: 1 to 256 characters, none of them a space or a control (U+0000-U+0020,
  * U+007F). In UTF-8 those are single bytes; continuation bytes (0x80-0xBF) do not count. */
 static int
 valid_topic(const char *s, Py_ssize_t n)
@@ -343,7 +351,7 @@ read_form(const char *p, const char *end, PyObject *fields[FIELDS], long long *r
     return fields[TOPIC] != NULL ? OK : GIVE_UP;
 }
 
-/* The result tuple for valid values; None where ssehub.hub would refuse them (a topic that is
+/* The result tuple for valid values; None where ssehub.model would refuse them (a topic that is
  * not a topic name, an empty event type or one with a line break). */
 static PyObject *
 publication(int keep_alive, Py_ssize_t end, PyObject *topic, PyObject *data, PyObject *type,
@@ -391,8 +399,12 @@ static PyObject *
 publish_parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4 || !PyBytes_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "parse(data: bytes, start, max_head, max_body)");
+    if (nargs != 5 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "parse(data: bytes, start, max_head, max_body, strict)");
+        return NULL;
+    }
+    int strict = PyObject_IsTrue(args[4]);
+    if (strict < 0) {
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
@@ -410,7 +422,7 @@ publish_parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     const char *end = buffer + size;
     Head head;
     const char *body;
-    if (read_head(buffer + start, end, max_head, &head, &body) != OK ||
+    if (read_head(buffer + start, end, max_head, strict, &head, &body) != OK ||
         head.content_length > max_body || end - body < head.content_length) {
         Py_RETURN_NONE;
     }
@@ -438,10 +450,11 @@ publish_parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef publish_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))publish_parse, METH_FASTCALL,
-     "parse(data, start, max_head, max_body, /)\n--\n\n"
+     "parse(data, start, max_head, max_body, strict, /)\n--\n\n"
      "The plain form publish at data[start:] as\n"
      "(end, keep_alive, topic, data, event, retry, encoded_event), or None when it is\n"
-     "anything else, invalid or incomplete: then the general path reads it."},
+     "anything else, invalid or incomplete: then the general path reads it. With strict,\n"
+     "a request carrying any header the fast path does not know is declined too."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -456,7 +469,7 @@ publish_free(void *module)
 static struct PyModuleDef publish_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "ssehub.server._publish_c",
-    .m_doc = "The fast path of POST /publish with a form body (see ssehub.server.protocol).",
+    .m_doc = "The fast path of POST /publish with a form body (see ssehub.server._protocol).",
     .m_size = -1,
     .m_methods = publish_methods,
     .m_free = publish_free,

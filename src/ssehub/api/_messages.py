@@ -1,17 +1,21 @@
-"""HTTP/1.1 messages as plain data: the parsed request and the bytes of a response."""
+"""Requests and answers as plain values, whatever shell carried them in.
+
+The native server builds a `Request` from httptools' callbacks, the ASGI app from a scope; both
+turn a `Response` or a `StreamReply` back into their own wire form.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from urllib.parse import parse_qs
 
 __all__ = [
-    "JSON_200_HEAD",
     "SSE_HEADERS",
     "HTTPError",
+    "Handler",
+    "Reply",
     "Request",
     "Response",
     "StreamReply",
@@ -19,24 +23,20 @@ __all__ = [
     "json_response",
 ]
 
-_STATUS_LINES = {
-    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n" for status in HTTPStatus
-}
-
 # What every event stream is sent with: no caching, no proxy buffering (nginx honours
-# X-Accel-Buffering), and close-delimited framing so the payload bytes go out untouched.
+# X-Accel-Buffering). Framing is the shell's: the native server adds `Connection: close`.
 SSE_HEADERS: tuple[tuple[str, str], ...] = (
     ("Content-Type", "text/event-stream; charset=utf-8"),
     ("Cache-Control", "no-cache"),
     ("X-Accel-Buffering", "no"),
-    ("Connection", "close"),
 )
 
 
 @dataclass(slots=True)
 class Request:
+    """One HTTP request: header names lower-case, repeated headers joined with ", "."""
+
     method: str
-    target: str
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
@@ -46,15 +46,11 @@ class Request:
     def parse_target(cls, method: str, target: str, headers: dict[str, str]) -> Request:
         path, _, query_string = target.partition("?")
         query = parse_qs(query_string, keep_blank_values=True) if query_string else {}
-        return cls(method, target, path, query, headers)
+        return cls(method, path, query, headers)
 
     @property
     def media_type(self) -> str:
         return self.headers.get("content-type", "").partition(";")[0].strip().lower()
-
-
-# The head of nearly every answer to a publisher, formatted once.
-JSON_200_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 
 
 @dataclass(slots=True)
@@ -66,40 +62,40 @@ class Response:
     # Sent when the hub lets the publisher go on (Hub.hold_publisher), not at once.
     paced: bool = False
 
-    def head(self, keep_alive: bool, extra: Sequence[tuple[str, str]]) -> bytes:
-        plain = keep_alive and not extra and not self.headers
-        if plain and self.status == 200 and self.content_type == "application/json":
-            return JSON_200_HEAD % len(self.body)
-        head = _STATUS_LINES[self.status]
-        if self.content_type:
-            head += f"Content-Type: {self.content_type}\r\n"
-        head += f"Content-Length: {len(self.body)}\r\n"
-        for name, value in (*self.headers, *extra) if self.headers or extra else ():
-            head += f"{name}: {value}\r\n"
-        if not keep_alive:
-            head += "Connection: close\r\n"
-        return (head + "\r\n").encode("latin-1")
-
 
 @dataclass(slots=True)
 class StreamReply:
-    """A handler's answer meaning: make this connection an event stream of these topics."""
+    """A handler's answer meaning: make this request an event stream of these topics."""
 
     topics: tuple[str, ...]
     last_event_id: str | None
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-class HTTPError(Exception):
-    """A request we refuse; becomes a JSON error response."""
+Reply = Response | StreamReply
+Handler = Callable[[Request], Reply | Awaitable[Reply]]
 
-    def __init__(self, status: int, message: str, **detail: object) -> None:
+
+class HTTPError(Exception):
+    """A request we refuse; becomes a JSON error response `{"error": message, **detail}`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        **detail: object,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
         self.detail = detail
 
     def response(self) -> Response:
-        return error_response(self.status, str(self), **self.detail)
+        reply = error_response(self.status, str(self), **self.detail)
+        reply.headers = self.headers
+        return reply
 
 
 def json_response(payload: object, status: int = 200) -> Response:
@@ -108,8 +104,3 @@ def json_response(payload: object, status: int = 200) -> Response:
 
 def error_response(status: int, message: str, **detail: object) -> Response:
     return json_response({"error": message, **detail}, status)
-
-
-def stream_head(extra: list[tuple[str, str]]) -> bytes:
-    lines = ["HTTP/1.1 200 OK", *(f"{n}: {v}" for n, v in (*SSE_HEADERS, *extra))]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

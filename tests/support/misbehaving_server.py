@@ -21,7 +21,7 @@ request, and answers by path:
 
 Tests wait on `wait_for(predicate)` (a condition variable), never on sleeps.
 
-Also a pytest plugin for the client tests (`pytest_plugins = ("misbehaving_server",)`): the
+Also a pytest plugin for the client tests (`pytest_plugins = ("support.misbehaving_server",)`): the
 `server` fixture.
 """
 

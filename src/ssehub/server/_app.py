@@ -1,4 +1,4 @@
-"""`ssehub serve`: the listening socket, shared server state, heartbeats, metrics, shutdown."""
+"""`ssehub serve`: the listening socket, shared server state, heartbeats, shutdown."""
 
 from __future__ import annotations
 
@@ -10,18 +10,14 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from ssehub.api import HEARTBEAT, Api, Traffic
 from ssehub.hub import Hub
-from ssehub.server.http import HTTPError, Request, Response
-from ssehub.server.protocol import HttpProtocol, PublishGroup
-from ssehub.server.routes import Reply, Router, ServerConfig
-from ssehub.wire import comment
+from ssehub.server._config import ServerConfig
+from ssehub.server._protocol import HttpProtocol, PublishGroup
 
 __all__ = ["ServerState", "run", "serve"]
 
 log = logging.getLogger("ssehub.server")
-
-_HEARTBEAT = comment("heartbeat")
-_PREFLIGHT_HEADERS = "Content-Type, Last-Event-ID, Cache-Control, Authorization"
 
 
 @dataclass(eq=False)
@@ -31,108 +27,28 @@ class ServerState:
     hub: Hub
     config: ServerConfig
     connections: set[HttpProtocol] = field(default_factory=set)
-    open_streams: int = 0
-    rejected: dict[int, int] = field(default_factory=dict)
     closing: bool = False
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)
-    router: Router = field(init=False)
+    traffic: Traffic = field(default_factory=Traffic)
+    api: Api = field(init=False)
     publish_group: PublishGroup = field(init=False)
     now: Callable[[], float] = field(init=False)  # the event loop's clock
-    _allow_any_origin: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.now = asyncio.get_running_loop().time
-        self.router = Router(self.hub, self.config, self.metrics)
+        self.api = Api(self.hub, self.config.api_config(), self.traffic)
         self.publish_group = PublishGroup(self)
-        self._allow_any_origin = "*" in self.config.cors_origins
-
-    def handle(self, request: Request) -> Reply | Awaitable[Reply]:
-        if request.method == "OPTIONS":
-            return self.preflight(request)
-        return self.router.handle(request)
-
-    def count_rejection(self, status: int) -> None:
-        self.rejected[status] = self.rejected.get(status, 0) + 1
 
     def connection_closed(self) -> None:
         if self.closing and not self.connections:
             self.all_closed.set()
-
-    # -- CORS ---------------------------------------------------------------------------------
-
-    def _origin_allowed(self, origin: str) -> bool:
-        return self._allow_any_origin or origin in self.config.cors_origins
-
-    def cors_headers(self, request: Request) -> list[tuple[str, str]]:
-        origin = request.headers.get("origin")
-        if origin is None or not self._origin_allowed(origin):
-            return []
-        return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
-
-    def preflight(self, request: Request) -> Response:
-        origin = request.headers.get("origin")
-        if origin is None or not self._origin_allowed(origin):
-            raise HTTPError(403, f"origin {origin!r} is not allowed (see --cors-origin)")
-        return Response(
-            204,
-            content_type="",
-            headers=[
-                ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
-                ("Access-Control-Allow-Headers", _PREFLIGHT_HEADERS),
-                ("Access-Control-Max-Age", "600"),
-            ],
-        )
-
-    # -- observability ------------------------------------------------------------------------
-
-    def metrics(self) -> str:
-        stats = self.hub.stats
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, int]]) -> None:
-            lines.append(f"# HELP ssehub_{name} {help_text}")
-            lines.append(f"# TYPE ssehub_{name} {kind}")
-            lines.extend(f"ssehub_{name}{labels} {value}" for labels, value in samples)
-
-        metric("open_streams", "gauge", "Event streams open now.", [("", self.open_streams)])
-        metric("connections", "gauge", "HTTP connections open now.", [("", len(self.connections))])
-        metric("events_published_total", "counter", "Events published.", [("", stats.published)])
-        metric("events_delivered_total", "counter", "Event deliveries.", [("", stats.delivered)])
-        metric("replays_total", "counter", "Resumes served from history.", [("", stats.replays)])
-        metric("resets_total", "counter", "Resumes answered with a reset.", [("", stats.resets)])
-        metric(
-            "slow_consumers_dropped_total",
-            "counter",
-            "Subscribers closed for falling behind.",
-            [("", stats.slow_dropped)],
-        )
-        metric(
-            "requests_rejected_total",
-            "counter",
-            "Requests answered with an error, by status.",
-            [(f'{{status="{status}"}}', count) for status, count in sorted(self.rejected.items())],
-        )
-        metric(
-            "history_events",
-            "gauge",
-            "Events retained per topic.",
-            [
-                (f'{{topic="{_label(topic)}"}}', size)
-                for topic, size in sorted(self.hub.backend.history_sizes().items())
-            ],
-        )
-        return "\n".join(lines) + "\n"
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 async def _heartbeats(state: ServerState) -> None:
     while True:
         await asyncio.sleep(state.config.heartbeat)
         for connection in tuple(state.connections):
-            connection.write_heartbeat(_HEARTBEAT)
+            connection.write_heartbeat(HEARTBEAT)
 
 
 async def _close_idle_connections(state: ServerState) -> None:

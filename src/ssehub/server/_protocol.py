@@ -1,4 +1,4 @@
-"""One HTTP/1.1 connection: httptools parses, the router decides, bytes go to the transport.
+"""One HTTP/1.1 connection: httptools parses, the API decides, bytes go to the transport.
 
 A connection is either a publisher's keep-alive connection (request, response, repeat; pipelined
 requests answered in order) or, after a GET /events, an event stream: from then on the hub writes
@@ -16,9 +16,17 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import httptools
 
-from ssehub.backends.base import Draft
-from ssehub.server.http import HTTPError, Request, Response, StreamReply, stream_head
-from ssehub.server.routes import id_reply, ids_response
+from ssehub.api import (
+    HTTPError,
+    Request,
+    Response,
+    StreamReply,
+    body_too_large,
+    ids_response,
+    opening,
+)
+from ssehub.model import Draft
+from ssehub.server._http1 import id_reply, response_head, stream_head
 
 try:
     from ssehub.server._publish_c import parse as parse_plain_publish
@@ -28,7 +36,7 @@ except ImportError:  # built without a C compiler: every request takes the gener
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ssehub.server.app import ServerState
+    from ssehub.server._app import ServerState
 
 __all__ = ["HttpProtocol", "PublishGroup"]
 
@@ -42,7 +50,7 @@ _NO_HEADERS: dict[str, str] = {}
 _NO_RAW_HEADERS: list[tuple[bytes, bytes]] = []
 _NO_BODY: list[bytes] = []
 # What the fast path's publishes look like to the code that answers them.
-_PLAIN_PUBLISH = Request("POST", "/publish", "/publish", {}, _NO_HEADERS)
+_PLAIN_PUBLISH = Request("POST", "/publish", {}, _NO_HEADERS)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -95,12 +103,13 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport = cast(asyncio.Transport, transport)
         state = self.state
         if len(state.connections) >= state.config.max_connections or state.closing:
-            state.count_rejection(503)
+            state.traffic.count_rejection(503)
             reply = Response(503, b'{"error": "too many connections; retry later"}')
-            transport.write(reply.head(False, [("Retry-After", "1")]) + reply.body)
+            transport.write(response_head(reply, False, [("Retry-After", "1")]) + reply.body)
             transport.close()
             return
         state.connections.add(self)
+        state.traffic.connections += 1
         self._wait_for_request()
 
     def _wait_for_request(self) -> None:
@@ -115,10 +124,12 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
-        state.connections.discard(self)
+        if self in state.connections:
+            state.connections.discard(self)
+            state.traffic.connections -= 1
         if self.topics:
             state.hub.remove(self, self.topics)
-            state.open_streams -= 1
+            state.traffic.open_streams -= 1
         if self._task is not None:
             self._task.cancel()
         self.parser = None
@@ -195,7 +206,7 @@ class HttpProtocol(asyncio.Protocol):
         length = headers.get("content-length")
         limit = self.state.config.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
-            raise HTTPError(413, f"body of {length} bytes is over the limit of {limit}")
+            raise body_too_large(limit)
         if "expect" in headers and headers["expect"].lower() == "100-continue" and self.transport:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for this
 
@@ -204,7 +215,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body_bytes += len(body)
         limit = self.state.config.max_body_bytes
         if self._body_bytes > limit:
-            raise HTTPError(413, f"body is over the limit of {limit} bytes")
+            raise body_too_large(limit)
 
     def on_message_complete(self) -> None:
         assert self.parser is not None
@@ -235,7 +246,9 @@ class HttpProtocol(asyncio.Protocol):
         """
         assert parse_plain_publish is not None
         config = self.state.config
-        fields = parse_plain_publish(data, 0, config.max_header_bytes, config.max_body_bytes)
+        fields = parse_plain_publish(
+            data, 0, config.max_header_bytes, config.max_body_bytes, config.strict_fast_path
+        )
         if fields is None:
             return data
         end, keep_alive, topic, text, event, retry, encoded = fields
@@ -260,7 +273,7 @@ class HttpProtocol(asyncio.Protocol):
         while self._queue and not (self._busy or self.topics or self._closing()):
             request, keep_alive = self._queue.pop(0)
             self._keep_alive = keep_alive
-            self._reply(request, self.state.handle, request)
+            self._reply(request, self.state.api.handle, request)
         if not self._queue and self.transport is not None and not self.topics:
             self.transport.resume_reading()
 
@@ -286,7 +299,7 @@ class HttpProtocol(asyncio.Protocol):
         I/O): publish and answer it as the general path does, then serve what came next."""
         self._busy = False
         self._keep_alive = keep_alive
-        self._reply(_PLAIN_PUBLISH, self.state.router.publish_drafts, [draft])
+        self._reply(_PLAIN_PUBLISH, self.state.api.publish_drafts, [draft])
         self._serve_next()
 
     def answer_publish(self, keep_alive: bool, event_id: str, deadline: float) -> None:
@@ -341,9 +354,9 @@ class HttpProtocol(asyncio.Protocol):
             self._start_stream(request, reply)
             return
         if reply.status >= 400:
-            self.state.count_rejection(reply.status)
+            self.state.traffic.count_rejection(reply.status)
         keep_alive = self._keep_alive and not self.state.closing
-        head = reply.head(keep_alive, self.state.cors_headers(request))
+        head = response_head(reply, keep_alive, self.state.api.cors.headers(request))
         transport.write(head if request.method == "HEAD" else head + reply.body)
         if not keep_alive:
             transport.close()
@@ -366,9 +379,9 @@ class HttpProtocol(asyncio.Protocol):
         error, self._failure = self._failure, None
         self._keep_alive = False
         if self.transport is not None and error is not None:
-            self.state.count_rejection(error.status)
+            self.state.traffic.count_rejection(error.status)
             reply = error.response()
-            self.transport.write(reply.head(False, []) + reply.body)
+            self.transport.write(response_head(reply, False, ()) + reply.body)
             self.transport.close()
 
     def _start_stream(self, request: Request, reply: StreamReply) -> None:
@@ -383,12 +396,11 @@ class HttpProtocol(asyncio.Protocol):
         self._headers = _NO_HEADERS
         self._raw_headers = _NO_RAW_HEADERS
         self._body = _NO_BODY
-        state.open_streams += 1
+        state.traffic.open_streams += 1
         # Past this many unsent bytes the peer counts as too slow (see pause_writing).
         transport.set_write_buffer_limits(high=state.config.max_buffer_bytes)
-        # A comment first so proxies flush at once; the retry hint sets the reconnect delay.
-        opening = b": ssehub\nretry: %d\n\n" % state.config.retry
-        transport.write(stream_head([*reply.headers, *state.cors_headers(request)]) + opening)
+        head = stream_head([*reply.headers, *state.api.cors.headers(request)])
+        transport.write(head + opening(state.config.retry))
         if reply.last_event_id is None:
             state.hub.open_stream(self, self.topics, transport.write)
         else:

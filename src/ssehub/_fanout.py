@@ -15,7 +15,7 @@ A round over few streams (one slice) takes one turn of the loop, so without a li
 that read a publish would cost every stream a write; under a steady stream of publishes those
 writes, not the publishes, were the larger part of the hub's work (benchmarks/bench_fanout.py, 8
 publishers and one subscriber: 79k publishes/s with a round per turn, 85-92k with a round per
-millisecond). So while events keep coming, such rounds begin at most once per `round_interval`
+millisecond). So while events keep coming, such rounds begin at most once per `write_interval`
 (1 ms): a round asked for sooner waits for the rest of it, and one write then carries everything
 published meanwhile. An event after a quiet spell goes out at the next turn as before, and so does
 one a held publisher waits for. A round over more streams than a slice is never delayed: it spans
@@ -36,9 +36,9 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
-from ssehub.backends.base import Record
+from ssehub.model import Record
 
-__all__ = ["ROUND_INTERVAL", "RUN_AHEAD", "SLICE_SIZE", "FanOut", "Scheduler", "Writer"]
+__all__ = ["RUN_AHEAD", "SLICE_SIZE", "WRITE_INTERVAL", "FanOut", "Scheduler", "Writer"]
 
 Writer = Callable[[bytes], object]
 
@@ -65,7 +65,7 @@ RUN_AHEAD = 2
 SLICE_SIZE = 64
 # Least seconds from the start of one round to the start of the next, for a round over at most
 # one slice that no held publisher waits for.
-ROUND_INTERVAL = 0.001
+WRITE_INTERVAL = 0.001
 
 _GONE = sys.maxsize  # the cursor of a removed stream: nothing is ever after it
 
@@ -88,14 +88,14 @@ class FanOut:
         loop: Scheduler | None = None,
         *,
         slice_size: int = SLICE_SIZE,
-        round_interval: float = ROUND_INTERVAL,
+        write_interval: float = WRITE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._counters = counters
         # Where rounds run; its owner sets it before the first record is appended.
         self.loop = loop
         self._slice_size = slice_size
-        self._round_interval = round_interval
+        self._write_interval = write_interval
         self._clock = clock
         self._topics: dict[str, dict[Hashable, _Stream]] = {}
         self._log: list[Record] = []
@@ -104,9 +104,9 @@ class FanOut:
         self._round: tuple[_Stream, ...] = ()
         self._round_position = 0
         self._round_start = 0  # log end when the current round began
-        self._round_began = -round_interval  # the clock then
+        self._round_began = -write_interval  # the clock then
         self._scheduled = False
-        self._timer: Cancellable | None = None  # a round waiting for round_interval to pass
+        self._timer: Cancellable | None = None  # a round waiting for write_interval to pass
         # Held publishers (hold): those of the round under way go on when it ends; the others
         # join the next round when it starts.
         self._round_waiters: list[Callable[[], object]] = []
@@ -198,7 +198,7 @@ class FanOut:
 
     def _schedule_round(self) -> None:
         self._scheduled = True
-        wait = self._round_began + self._round_interval - self._clock()
+        wait = self._round_began + self._write_interval - self._clock()
         if (
             wait > 0
             and not self._next_round_waiters

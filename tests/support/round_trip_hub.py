@@ -1,7 +1,7 @@
-"""`ssehub serve` on a backend that needs I/O for every publish, as a user's own backend would
-(Redis, a database): the server must then wait for `Backend.append` before it answers.
+"""`ssehub serve` on a store that needs I/O for every publish, as a user's own store would
+(Redis, a database): the server must then wait for `Store.append` before it answers.
 
-Publishing to the topic "refused" makes the backend fail the whole write, as a backend that has
+Publishing to the topic "refused" makes the store fail the whole write, as a store that has
 lost its connection would. Run as a script; it listens on an ephemeral loopback port and says
 where on stderr, like `ssehub serve --port 0`.
 """
@@ -11,23 +11,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from ssehub.backends.base import Draft, Record
-from ssehub.backends.memory import MemoryBackend
+from ssehub.backends import MemoryStore
 from ssehub.hub import Hub
-from ssehub.server.app import serve
-from ssehub.server.routes import ServerConfig
+from ssehub.model import Draft, Record
+from ssehub.server import ServerConfig, serve
 
 
-class RoundTripBackend(MemoryBackend):
+class RoundTripStore(MemoryStore):
     def append_now(self, drafts: Sequence[Draft]) -> None:  # type: ignore[override]
         return None  # never without I/O
 
     async def append(self, drafts: Sequence[Draft]) -> list[Record]:
         await asyncio.sleep(0)  # the round trip
         if any("refused" in draft.topics for draft in drafts):
-            raise ConnectionError("the backend refused the write")
+            raise ConnectionError("the store refused the write")
         return super().append_now(drafts)
 
 
 if __name__ == "__main__":
-    serve(ServerConfig(port=0), hub=Hub(RoundTripBackend()))
+    serve(ServerConfig(port=0), hub=Hub(RoundTripStore()))

@@ -1,0 +1,194 @@
+"""The hub's domain model: what is published, what is stored, what a resume gets back.
+
+Every layer above imports these names from here; this module imports only the codec.
+
+- `Publication`: one event a caller wants published (topics, data, type, retry).
+- `Draft`: a publication validated and encoded, waiting for its id.
+- `Record`: a stored event: its id, its place in the one order of events, the bytes every
+  subscriber receives.
+- `Replay`: what a resume gets: the records after a given id, or why it cannot have them.
+- `check_topic` / `topic_tuple`: the one topic rule, written once.
+- `EventId`: event ids are opaque text. Only the store that issues them parses them and knows
+  their order (`Record.seq`); everything else passes them through.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from ssehub.wire import Event, encode
+
+__all__ = [
+    "Draft",
+    "EventId",
+    "InvalidPublication",
+    "Publication",
+    "Record",
+    "Replay",
+    "check_topic",
+    "draft_all",
+    "reset_record",
+    "topic_tuple",
+]
+
+#: An event id as clients see it (`id:` on the wire, `Last-Event-ID` on a resume). Opaque to
+#: everything but the store that issued it.
+EventId: TypeAlias = str
+
+# -- topics -------------------------------------------------------------------------------------
+
+_TOPIC = re.compile(r"[^\x00-\x20\x7f]{1,256}")
+_TOPIC_RULE = "a topic is 1 to 256 characters, no spaces or controls"
+
+
+# Publishers reuse a few topic names, so most checks are one cache lookup.
+@functools.lru_cache(maxsize=65536)
+def _is_topic_name(text: str) -> bool:
+    return _TOPIC.fullmatch(text) is not None
+
+
+def check_topic(topic: object) -> str:
+    """Return `topic` if it is a valid topic name; ValueError (starting "topic") if not."""
+    if not isinstance(topic, str) or not _is_topic_name(topic):
+        raise ValueError(f"topic {topic!r} is invalid: {_TOPIC_RULE}")
+    return topic
+
+
+def topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
+    """One topic or several as a tuple of valid names, duplicates dropped, order kept."""
+    names = (topics,) if isinstance(topics, str) else tuple(topics)
+    if len(names) == 1:
+        return (check_topic(names[0]),)
+    if not names:
+        raise ValueError("topic is missing: at least one topic is required")
+    return tuple(dict.fromkeys(check_topic(name) for name in names))
+
+
+# -- publishing ---------------------------------------------------------------------------------
+
+# Draft, Record and Publication are built on every publish and never changed afterwards; they
+# are not frozen only because a frozen dataclass costs four times as much to construct.
+
+
+@dataclass(slots=True)
+class Draft:
+    """A validated publication waiting for its id. `body` is the encoded event without `id:`."""
+
+    topics: tuple[str, ...]
+    data: str
+    event: str
+    retry: int | None
+    body: bytes
+
+
+class InvalidPublication(ValueError):
+    """A publication that cannot be sent. Nothing of its batch was published.
+
+    `field` names the culprit ("topic", "data", "event" or "retry"), `index` its place in the batch.
+    """
+
+    def __init__(self, message: str, field: str | None, index: int) -> None:
+        super().__init__(message)
+        self.field = field
+        self.index = index
+
+
+_FIELDS = ("topic", "data", "event", "retry")
+
+
+@dataclass(slots=True)
+class Publication:
+    """One event to publish to one or more topics. The store assigns its id."""
+
+    topics: tuple[str, ...]
+    data: str = ""
+    event: str = "message"
+    retry: int | None = None
+
+    def draft(self) -> Draft:
+        """Validate and encode; raises ValueError or TypeError starting with the field's name."""
+        topics = topic_tuple(self.topics)
+        if not self.event:
+            raise ValueError("event must not be empty")
+        body = encode(Event(self.data, self.event, None, self.retry))
+        return Draft(topics, self.data, self.event, self.retry, body)
+
+
+def draft_all(publications: Iterable[Publication]) -> list[Draft]:
+    """Draft every publication, or raise InvalidPublication for the first that cannot be."""
+    drafts = []
+    for index, publication in enumerate(publications):
+        try:
+            drafts.append(publication.draft())
+        except (ValueError, TypeError) as error:
+            message = str(error)
+            field = message.partition(" ")[0]
+            raise InvalidPublication(message, field if field in _FIELDS else None, index) from None
+    return drafts
+
+
+# -- storing ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Record:
+    """A stored event: its id, its topics, and the exact bytes every subscriber receives.
+
+    `seq` is the event's place in the one order of all events, as the store that issued `id`
+    ranks it: a later event has a larger `seq`. The hub compares records by `seq` and never
+    looks inside `id`.
+    """
+
+    id: EventId
+    seq: int
+    topics: tuple[str, ...]
+    data: str
+    event: str
+    retry: int | None
+    time: float
+    payload: bytes
+
+    @classmethod
+    def from_draft(cls, draft: Draft, event_id: EventId, seq: int, time: float) -> Record:
+        # The id line leads so the draft's encoded body is reused as is: encode once per event.
+        payload = b"id: %s\n%s%s" % (event_id.encode(), _topic_lines(draft.topics), draft.body)
+        return cls(event_id, seq, draft.topics, draft.data, draft.event, draft.retry, time, payload)
+
+    def to_event(self) -> Event:
+        return Event(data=self.data, event=self.event, id=self.id, retry=self.retry)
+
+
+@functools.lru_cache(maxsize=4096)
+def _topic_lines(topics: tuple[str, ...]) -> bytes:
+    """The `topic:` lines of a record; remembered, as a hub publishes to few distinct sets."""
+    return b"".join(b"topic: %s\n" % topic.encode() for topic in topics)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The answer to "what did I miss after this id on these topics?".
+
+    Either `records` (in publish order, possibly empty) after the resume point, whose place in
+    the order is `after` (its `seq`); or a `reset` reason when the gap cannot be filled: the id
+    is unknown, malformed, or older than what the history still holds.
+    """
+
+    records: Sequence[Record] = ()
+    after: int = 0
+    reset: str | None = None
+
+
+def reset_record(reason: str, last_event_id: str, position: EventId) -> Record:
+    """The explicit `reset` event: the gap cannot be filled, refetch state; resume from here.
+
+    `position` is the id of the newest event the stream has been sent, so a client that
+    reconnects after the reset resumes from there.
+    """
+    data = json.dumps({"reason": reason, "last_event_id": last_event_id}, ensure_ascii=False)
+    draft = Draft((), data, "reset", None, encode(Event(data=data, event="reset")))
+    return Record.from_draft(draft, position, 0, 0.0)

@@ -1,0 +1,53 @@
+"""`ssehub serve`'s settings: the API's, and the native server's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ssehub._fanout import WRITE_INTERVAL
+from ssehub.api import ApiConfig, Handler
+from ssehub.hub import Hub
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    history: int = 1000
+    history_ttl: float | None = 3600.0
+    write_interval: float = WRITE_INTERVAL
+    heartbeat: float = 15.0
+    retry: int = 3000
+    cors_origins: tuple[str, ...] = ()
+    console: bool = True
+    max_connections: int = 10_000
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_buffer_bytes: int = 1024 * 1024
+    idle_timeout: float = 60.0
+    shutdown_grace: float = 1.0
+    # The publish fast path (C) reads only the headers it knows, and declines a request with
+    # any other (Authorization, Cookie, ...) to the general path. Set whenever an authorization
+    # policy is active, so that nothing the policy would judge is published without it.
+    strict_fast_path: bool = False
+    extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+
+    def new_hub(self) -> Hub:
+        """A hub with this configuration's history and write interval."""
+        return Hub(
+            history=self.history,
+            history_ttl=self.history_ttl,
+            write_interval=self.write_interval,
+        )
+
+    def api_config(self) -> ApiConfig:
+        return ApiConfig(
+            retry=self.retry,
+            heartbeat=self.heartbeat,
+            cors_origins=self.cors_origins,
+            max_body_bytes=self.max_body_bytes,
+            console=self.console,
+            extra_routes=self.extra_routes,
+        )
