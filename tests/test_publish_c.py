@@ -288,3 +288,41 @@ def test_wrong_arguments_raise() -> None:
         parse("text", 0, MAX_HEAD, MAX_BODY, False)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         parse(b"abc", 4, MAX_HEAD, MAX_BODY, False)
+
+
+# -- strict: with an authorization policy, only headers the fast path knows ----------------------
+
+KNOWN = ("Host", "User-Agent", "Accept", "Accept-Encoding", "Content-Type", "Connection")
+UNKNOWN = ("Authorization", "Cookie", "X-Forwarded-For", "Forwarded", "X-Trace", "Sec-Fetch-Site")
+
+
+def strict_fast_path(raw: bytes) -> tuple[int, bool, str, str, str, int | None, bytes] | None:
+    return parse(raw, 0, MAX_HEAD, MAX_BODY, True)
+
+
+@pytest.mark.parametrize("name", UNKNOWN)
+def test_strict_declines_any_header_it_does_not_know(name: str) -> None:
+    body = b"topic=t&data=x"
+    raw = request(body, [("Host", "hub"), (name, "Bearer abc"), ("Content-Length", "14")])
+    assert fast_path(raw) is not None  # no policy: nothing the hub reads
+    assert strict_fast_path(raw) is None  # a policy: the general path judges it
+
+
+@settings(max_examples=300)
+@given(
+    names=st.lists(st.sampled_from([*KNOWN, *UNKNOWN, "authorization", "COOKIE"]), max_size=4),
+    data=texts,
+)
+def test_strict_takes_a_request_only_when_it_carries_no_other_header_and_reads_it_the_same(
+    names: list[str], data: str
+) -> None:
+    body = f"topic=t&data={quote_plus(data)}".encode()
+    values = {"Content-Type": "application/x-www-form-urlencoded", "Connection": "keep-alive"}
+    headers = [(name, values.get(name, "v")) for name in dict.fromkeys(names)]
+    raw = request(body, [*headers, ("Content-Length", str(len(body)))])
+    strict = strict_fast_path(raw)
+    if any(name.lower() not in {known.lower() for known in KNOWN} for name, _ in headers):
+        assert strict is None
+    else:
+        assert strict is not None
+        assert strict == parse(raw, 0, MAX_HEAD, MAX_BODY, False)

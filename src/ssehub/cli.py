@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -17,6 +18,7 @@ _N = TypeVar("_N", int, float)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ssehub.backends import StoreUnavailable
     from ssehub.hub import Hub
     from ssehub.server import ServerConfig, serve
 
@@ -24,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=args.host,
         port=args.port,
+        backend=args.backend,
         history=args.history,
         history_ttl=args.history_ttl or None,
         write_interval=args.write_interval,
@@ -36,14 +39,22 @@ def _serve(args: argparse.Namespace) -> int:
         max_buffer_bytes=args.max_buffer_bytes,
         idle_timeout=args.idle_timeout,
     )
-    hub = config.new_hub()
+    try:
+        hub = config.new_hub()
+    except ValueError as error:
+        print(f"ssehub serve: error: --backend: {error}", file=sys.stderr)
+        return 2
     background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
     if demo:
         from ssehub.demo import demo_feeds, demo_routes
 
         config.extra_routes.update(demo_routes(hub))
         background = (demo_feeds,)
-    serve(config, hub=hub, background=background)
+    try:
+        serve(config, hub=hub, background=background)
+    except StoreUnavailable as error:
+        print(f"ssehub serve: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -68,6 +79,13 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--backend",
+        default=os.environ.get("SSEHUB_BACKEND", "memory"),
+        metavar="URL",
+        help="where history lives: memory, sqlite:///path.db, redis://host:port/db "
+        "(env SSEHUB_BACKEND)",
+    )
     serve.add_argument(
         "--history", type=_non_negative(int), default=1000, help="events kept per topic"
     )

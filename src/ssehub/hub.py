@@ -24,9 +24,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ssehub._fanout import WRITE_INTERVAL, FanOut, Writer
+from ssehub.backends._url import backend_from_url
 from ssehub.backends.base import Backend, Store
 from ssehub.backends.local import LocalBroker
-from ssehub.backends.memory import MemoryStore
 from ssehub.model import (
     Draft,
     EventId,
@@ -63,9 +63,10 @@ class SlowSubscriberError(Exception):
 class Hub:
     """Publish to topics; subscribe with replay. Usable with or without the HTTP server.
 
-    `backend`: where history lives and how events reach every hub process — a `Backend` (a
-    store and a broker), or a `Store` alone (delivered within this process). By default a
-    `MemoryStore` bounded by `history` and `history_ttl` (count, seconds per topic).
+    `backend`: where history lives and how events reach every hub process — a URL (`memory`,
+    `sqlite:///path.db`, `redis://host:port/db`: see `ssehub.backends.backend_from_url`), a
+    `Backend` (a store and a broker), or a `Store` alone (delivered within this process). History
+    is bounded by `history` and `history_ttl` (count, seconds per topic) where a URL names it.
     `write_interval`: while events keep coming, a hub with few streams (one sweep slice) sweeps
     them at most once per this many seconds, one write each carrying everything published
     meanwhile, unless a publisher is held waiting for the sweep; an event after a quiet spell goes
@@ -74,7 +75,7 @@ class Hub:
 
     def __init__(
         self,
-        backend: Backend | Store | None = None,
+        backend: Backend | Store | str = "memory",
         *,
         history: int = 1000,
         history_ttl: float | None = 3600.0,
@@ -83,9 +84,9 @@ class Hub:
     ) -> None:
         if write_interval < 0:
             raise ValueError("write_interval must be >= 0")
-        if backend is None:
-            backend = MemoryStore(history, history_ttl)
-        if isinstance(backend, Store):
+        if isinstance(backend, str):
+            backend = backend_from_url(backend, history=history, history_ttl=history_ttl)
+        elif isinstance(backend, Store):
             backend = Backend(backend, LocalBroker())
         self.backend = backend
         self.store = backend.store

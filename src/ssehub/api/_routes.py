@@ -26,6 +26,7 @@ from ssehub.api._messages import (
 from ssehub.api._metrics import CONTENT_TYPE, Traffic, metrics_text
 from ssehub.api._publish import ids_response, parse_drafts
 from ssehub.api._streams import last_event_id, stream_topics
+from ssehub.backends.base import StoreUnavailable
 from ssehub.hub import Hub
 from ssehub.model import Draft
 
@@ -92,7 +93,10 @@ class Api:
         return self._publish_later(drafts)
 
     async def _publish_later(self, drafts: list[Draft]) -> Reply:
-        return ids_response(await self.hub.publish_drafts(drafts))
+        try:
+            return ids_response(await self.hub.publish_drafts(drafts))
+        except StoreUnavailable as error:
+            raise HTTPError(503, f"nothing was published: {error}") from None
 
     def healthz(self, request: Request) -> Response:
         problem = self.hub.problem()
@@ -101,7 +105,10 @@ class Api:
         return json_response({"status": "ok"})
 
     async def metrics(self, request: Request) -> Reply:
-        text = await metrics_text(self.hub, self.traffic)
+        try:
+            text = await metrics_text(self.hub, self.traffic)
+        except StoreUnavailable as error:
+            raise HTTPError(503, f"metrics are unavailable: {error}") from None
         return Response(200, text.encode(), CONTENT_TYPE)
 
     def static(self, request: Request) -> Response:

@@ -1,7 +1,18 @@
-"""Stores (memory) and brokers (in-process): where history lives and how events travel."""
+"""Stores (memory, SQLite, Redis) and brokers (in-process, Redis): where history lives and how
+events travel. `backend_from_url` picks both from one URL."""
 
-from ssehub.backends.base import Backend, Broker, RecordsCallback, Store
+from ssehub.backends._url import backend_from_url
+from ssehub.backends.base import Backend, Broker, RecordsCallback, Store, StoreUnavailable
 from ssehub.backends.local import LocalBroker
 from ssehub.backends.memory import MemoryStore
 
-__all__ = ["Backend", "Broker", "LocalBroker", "MemoryStore", "RecordsCallback", "Store"]
+__all__ = [
+    "Backend",
+    "Broker",
+    "LocalBroker",
+    "MemoryStore",
+    "RecordsCallback",
+    "Store",
+    "StoreUnavailable",
+    "backend_from_url",
+]

@@ -17,9 +17,14 @@ from dataclasses import dataclass
 
 from ssehub.model import Draft, EventId, Record, Replay
 
-__all__ = ["Backend", "Broker", "RecordsCallback", "Store"]
+__all__ = ["Backend", "Broker", "RecordsCallback", "Store", "StoreUnavailable"]
 
 RecordsCallback = Callable[[Sequence[Record]], None]
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take or answer anything now (its server is unreachable, its file cannot
+    be written). Nothing of the operation was stored; the HTTP API answers 503 with the message."""
 
 
 class Store(ABC):
@@ -42,7 +47,7 @@ class Store(ABC):
 
     @abstractmethod
     async def append(self, drafts: Sequence[Draft]) -> list[Record]:
-        """Assign ids and store: all drafts or none. Raises when nothing could be stored."""
+        """Assign ids and store: all drafts or none; StoreUnavailable when nothing was stored."""
 
     @abstractmethod
     async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:

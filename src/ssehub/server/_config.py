@@ -15,6 +15,7 @@ __all__ = ["ServerConfig"]
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
+    backend: str = "memory"  # a URL: see ssehub.backends.backend_from_url
     history: int = 1000
     history_ttl: float | None = 3600.0
     write_interval: float = WRITE_INTERVAL
@@ -35,8 +36,9 @@ class ServerConfig:
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
 
     def new_hub(self) -> Hub:
-        """A hub with this configuration's history and write interval."""
+        """A hub with this configuration's backend, history and write interval."""
         return Hub(
+            self.backend,
             history=self.history,
             history_ttl=self.history_ttl,
             write_interval=self.write_interval,
