@@ -6,11 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ssehub import __version__
 from ssehub._cli_remote import add_listen_parser, add_publish_parser
 from ssehub._fanout import WRITE_INTERVAL
+
+if TYPE_CHECKING:
+    from ssehub.server import ServerConfig
 
 __all__ = ["main"]
 
@@ -18,11 +21,9 @@ _N = TypeVar("_N", int, float)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ssehub.backends import StoreUnavailable
-    from ssehub.hub import Hub
-    from ssehub.server import ServerConfig, serve
+    from ssehub.backends import StoreUnavailable, backend_from_url
+    from ssehub.server import ServerConfig
 
-    demo = args.demo or args.command == "demo"
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -39,23 +40,56 @@ def _serve(args: argparse.Namespace) -> int:
         max_buffer_bytes=args.max_buffer_bytes,
         idle_timeout=args.idle_timeout,
     )
+    demo = args.demo or args.command == "demo"
     try:
-        hub = config.new_hub()
+        backend_from_url(config.backend)
     except ValueError as error:
         print(f"ssehub serve: error: --backend: {error}", file=sys.stderr)
         return 2
+    try:
+        if args.workers == 1:
+            _serve_one(config, demo)
+            return 0
+        if not config.backend.startswith(("redis://", "rediss://")):
+            print(
+                f"ssehub serve: error: --workers {args.workers} needs a backend that processes "
+                f"share (redis://host:port/db); {config.backend.partition(':')[0]} history "
+                "lives in one process",
+                file=sys.stderr,
+            )
+            return 2
+        from ssehub.server._workers import serve_workers
+
+        def run_worker(port: int, ready: Callable[[str, int], None]) -> None:
+            config.port = port
+            config.reuse_port = True
+            _serve_one(config, demo, ready)
+
+        return serve_workers(
+            config.host, config.port, args.workers, config.shutdown_grace, run_worker
+        )
+    except StoreUnavailable as error:
+        print(f"ssehub serve: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _serve_one(
+    config: ServerConfig, demo: bool, ready: Callable[[str, int], None] | None = None
+) -> None:
+    from ssehub.hub import Hub
+    from ssehub.server import serve
+
+    hub = config.new_hub()
     background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
     if demo:
         from ssehub.demo import demo_feeds, demo_routes
 
         config.extra_routes.update(demo_routes(hub))
         background = (demo_feeds,)
-    try:
+    if ready is None:
         serve(config, hub=hub, background=background)
-    except StoreUnavailable as error:
-        print(f"ssehub serve: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    else:
+        serve(config, hub=hub, background=background, ready=ready)
 
 
 def _non_negative(kind: Callable[[str], _N]) -> Callable[[str], _N]:
@@ -67,6 +101,13 @@ def _non_negative(kind: Callable[[str], _N]) -> Callable[[str], _N]:
 
     parse.__name__ = kind.__name__  # argparse names the type in its "invalid value" message
     return parse
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
+    return value
 
 
 def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,6 +165,12 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         type=float,
         default=60.0,
         help="seconds a connection may take to send a request (streams are exempt)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="hub processes sharing the port (SO_REUSEPORT); more than 1 needs --backend redis://",
     )
     serve.add_argument("--demo", action="store_true", help="also run the demo pages and feeds")
     serve.set_defaults(func=_serve)

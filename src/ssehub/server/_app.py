@@ -74,7 +74,12 @@ async def run(
     await hub.start()
     state = ServerState(hub, config)
     server = await loop.create_server(
-        lambda: HttpProtocol(state), config.host, config.port, reuse_address=True, backlog=4096
+        lambda: HttpProtocol(state),
+        config.host,
+        config.port,
+        reuse_address=True,
+        reuse_port=config.reuse_port or None,
+        backlog=4096,
     )
     stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

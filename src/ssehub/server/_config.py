@@ -29,6 +29,8 @@ class ServerConfig:
     max_buffer_bytes: int = 1024 * 1024
     idle_timeout: float = 60.0
     shutdown_grace: float = 1.0
+    # Listen with SO_REUSEPORT, so that several processes share the port (`--workers`).
+    reuse_port: bool = False
     # The publish fast path (C) reads only the headers it knows, and declines a request with
     # any other (Authorization, Cookie, ...) to the general path. Set whenever an authorization
     # policy is active, so that nothing the policy would judge is published without it.
