@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_fanout.py [--only ssehub,nchan] [--subscribers 1000]
                                                 [--events 2000] [--idle-subscribers 5000]
+                                                [--baseline ../other-checkout]
 
 Targets run one after another, never together (each test gets a fresh server process); a test's
 runs go round by round, each target once per round, so that the machine's drift over minutes
@@ -62,6 +63,7 @@ PUB_PAYLOAD = "p" * 64  # data of each publish-rate event
 
 # The three targets, in the order they run.
 TARGETS = ("ssehub", "nchan", "sse-starlette")
+BASELINE = "ssehub-baseline"  # with --baseline DIR
 
 CHILDREN: list[subprocess.Popen[Any]] = []
 
@@ -281,8 +283,8 @@ def wait_ready(process: subprocess.Popen[Any], port: int, what: str, timeout: fl
     raise RuntimeError(f"{what} did not answer on port {port} within {timeout:.0f} s")
 
 
-def start_ssehub(port: int, pin: list[str]) -> Server:
-    argv = [str(VENV_BIN / "ssehub"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+def start_ssehub(port: int, pin: list[str], venv_bin: Path = VENV_BIN) -> Server:
+    argv = [str(venv_bin / "ssehub"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--heartbeat", "60", "--history", "10000"]
     log_file = (WORK / "ssehub.log").open("ab")
     process = spawn([*pin, *argv], stdout=log_file, stderr=log_file)
@@ -290,8 +292,8 @@ def start_ssehub(port: int, pin: list[str]) -> Server:
     return Server(process, port, [process.pid], [process.pid])
 
 
-def ssehub_available() -> str | None:
-    exe = VENV_BIN / "ssehub"
+def ssehub_available(venv_bin: Path = VENV_BIN) -> str | None:
+    exe = venv_bin / "ssehub"
     if not exe.exists():
         return f"{exe} not found"
     result = subprocess.run([str(exe), "serve", "--help"], capture_output=True, timeout=30)
@@ -363,8 +365,8 @@ def start_starlette(port: int, pin: list[str]) -> Server:
     return Server(process, port, [process.pid], [process.pid])
 
 
-def make_targets() -> dict[str, Target]:
-    return {
+def make_targets(baseline: Path | None = None) -> dict[str, Target]:
+    targets = {
         "ssehub": Target(
             "ssehub",
             f"/events?topic={TOPIC}",
@@ -394,6 +396,27 @@ def make_targets() -> dict[str, Target]:
             starlette_available,
         ),
     }
+    if baseline is not None:
+        # Another checkout of ssehub (with its own .venv), side by side in the same run: how a
+        # change compares with the commit before it.
+        venv_bin = baseline.resolve() / ".venv" / "bin"
+        targets[BASELINE] = Target(
+            BASELINE,
+            f"/events?topic={TOPIC}",
+            "/publish",
+            TOPIC,
+            lambda port, pin: start_ssehub(port, pin, venv_bin),
+            f"ssehub serve from {baseline} ({_commit_of(baseline)}), same options",
+            lambda: ssehub_available(venv_bin),
+        )
+    return targets
+
+
+def _commit_of(checkout: Path) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(checkout), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    )
+    return result.stdout.strip()[:60] or "not a git checkout"
 
 
 @contextlib.contextmanager
@@ -851,8 +874,9 @@ def report(opts: Options, targets: dict[str, Target], results: dict[str, dict[st
     hub = results.get("ssehub", {})
     if "skipped" not in hub and hub:
         out.append("### ssehub ratios\n")
-        out.append("| metric | ssehub/nchan | ssehub/sse-starlette |")
-        out.append("|---|---:|---:|")
+        peers = [p for p in ("nchan", "sse-starlette", BASELINE) if results.get(p)]
+        out.append("| metric | " + " | ".join(f"ssehub/{peer}" for peer in peers) + " |")
+        out.append("|---|" + "---:|" * len(peers))
         rows = [
             ("deliveries/s", "fanout", "deliveries_per_s"),
             ("p50 latency", "fanout", "p50_ms"),
@@ -863,10 +887,10 @@ def report(opts: Options, targets: dict[str, Target], results: dict[str, dict[st
         for label, phase, key in rows:
             mine = (hub.get(phase) or {}).get(key)
             cells = []
-            for other in ("nchan", "sse-starlette"):
+            for other in peers:
                 theirs = (results.get(other, {}).get(phase) or {}).get(key)
                 cells.append(ratio(mine, theirs))
-            out.append(f"| {label} | {cells[0]} | {cells[1]} |")
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("")
         out.append("### ssehub targets\n")
         nchan = results.get("nchan", {})
@@ -1053,6 +1077,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=int, default=5, help="fresh-server runs per rate test (median shown)"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another ssehub checkout (with its .venv) to run as target ssehub-baseline",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument("--json", type=Path, default=WORK / "results.json")
     return parser.parse_args(argv)
@@ -1089,7 +1118,9 @@ def run_once(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in TARGETS]
+    if args.baseline is not None and BASELINE not in names:
+        names.insert(names.index("ssehub") + 1 if "ssehub" in names else 0, BASELINE)
+    unknown = [n for n in names if n not in (*TARGETS, BASELINE)]
     if unknown:
         sys.exit(f"unknown target(s) {unknown}; choose from {', '.join(TARGETS)}")
     phases = {p.strip() for p in args.phases.split(",") if p.strip()}
@@ -1112,7 +1143,7 @@ def main(argv: list[str] | None = None) -> int:
         repeat=max(1, args.repeat),
     )
     opts.sseload = build_sseload()
-    targets = make_targets()
+    targets = make_targets(args.baseline)
     results: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
 
