@@ -91,6 +91,7 @@ class Hub:
         self.backend = backend
         self.store = backend.store
         self._broker = backend.broker
+        self._published = backend.broker.published  # bound once: it runs for every publish
         self.stats = HubStats()
         self.max_pending = max_pending
         self._readers: dict[str, dict[Hashable, Reader]] = {}
@@ -180,7 +181,7 @@ class Hub:
         records = self.store.append_now(drafts)
         if records is None:
             return None
-        self._broker.published(records)
+        self._published(records)
         return [record.id for record in records]
 
     def _deliver(self, records: Sequence[Record]) -> None:

@@ -14,14 +14,17 @@ class LocalBroker(Broker):
     """Delivery within one process: for a store that only this process writes to."""
 
     def __init__(self) -> None:
-        self._deliver: RecordsCallback | None = None
+        self._deliver: RecordsCallback = _nowhere
 
     async def start(self, store: Store, deliver: RecordsCallback) -> None:
         self._deliver = deliver
 
     async def close(self) -> None:
-        self._deliver = None
+        self._deliver = _nowhere
 
     def published(self, records: Sequence[Record]) -> None:
-        if self._deliver is not None:
-            self._deliver(records)
+        self._deliver(records)
+
+
+def _nowhere(records: Sequence[Record]) -> None:
+    """Where records go while the broker is not started: no hub is listening."""
