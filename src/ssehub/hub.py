@@ -166,9 +166,17 @@ class Hub:
         await self.start()
         records = self.store.append_now(drafts)
         if records is None:
-            records = await self.store.append(drafts)
-        self._broker.published(records)
+            # Shielded: a publisher cancelled while the store writes (its client went away)
+            # must not leave a stored event undelivered to the live subscribers.
+            records = await asyncio.shield(self._append_and_deliver(drafts))
+        else:
+            self._published(records)
         return [record.id for record in records]
+
+    async def _append_and_deliver(self, drafts: Sequence[Draft]) -> list[Record]:
+        records = await self.store.append(drafts)
+        self._published(records)
+        return records
 
     def publish_drafts_now(self, drafts: Sequence[Draft]) -> list[EventId] | None:
         """Publish drafts without awaiting when the store allows it (the server's path).

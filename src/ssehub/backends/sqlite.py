@@ -1,0 +1,590 @@
+"""History in a SQLite file: it outlives the hub process, for one hub process at a time.
+
+Durability. The file is in WAL mode with `synchronous=NORMAL`: when a transaction's COMMIT
+returns, the transaction is in the write-ahead log (in the operating system's page cache), so it
+survives the death of the hub process at any moment (SIGKILL, a crash) and is recovered when the
+file is next opened. It does not necessarily survive a power loss or an operating-system crash:
+that would take `synchronous=FULL`, an fsync per commit. `append` returns, and the API answers
+a publish 200, only once the publish's transaction has committed.
+
+Commits. Appends are not written one transaction each: those that arrive in the same turn of
+the event loop (and those that arrive while the previous transaction is being written) are
+written in one transaction, on one worker thread. If a grouped transaction fails, each append
+in it is retried alone, so a write SQLite refuses fails only the publish that caused it; an
+append that cannot be stored gets `StoreUnavailable` (the API answers 503).
+
+Ids are decimal integers, as in `MemoryStore`: the counter starts at the wall-clock time in
+microseconds when the file is created, and is kept in the file. Ids therefore continue above
+every earlier id after a restart, and an id issued by an earlier, different file (deleted and
+created again) is below this file's origin and answered with a reset rather than mistaken.
+
+History is bounded on disk as in memory: at most `history` events per topic (a topic's oldest
+are dropped as new ones come) and none older than `history_ttl` seconds (dropped when events
+are appended or replayed). For each topic the file keeps the newest id dropped from it, so a
+resume from before it is answered with a reset rather than with a gap. The process keeps no
+history in memory.
+
+Schema::
+
+    meta(name PRIMARY KEY, value)                       -- 'origin' and 'seq' (the last id)
+    events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs)
+    topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID
+    topics(topic PRIMARY KEY, retained, evicted_upto) WITHOUT ROWID
+
+`events.topics` is the event's topics joined with newlines (a topic holds no whitespace),
+`events.retry` is text (a retry may be larger than SQLite's integers);
+`events.refs` counts the topics that still retain the event, which is deleted at zero. A replay
+walks `topic_events` by (topic, seq) for each subscribed topic and reads `events` by seq.
+
+One process only. The file is opened with `locking_mode=EXCLUSIVE`: the hub holds it locked
+from `open` to `close`, so a second hub on the same file fails at start ("database is locked"),
+as does any other program that opens the file while the hub runs. Several hub processes
+(`--workers`) cannot share a SQLite history; use Redis for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from ssehub.backends.base import Store, StoreUnavailable
+from ssehub.model import Draft, EventId, Record, Replay
+
+__all__ = ["SqliteStore"]
+
+_T = TypeVar("_T")
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    topics TEXT NOT NULL,
+    data TEXT NOT NULL,
+    event TEXT NOT NULL,
+    retry TEXT,
+    body BLOB NOT NULL,
+    refs INTEGER NOT NULL
+);
+CREATE TABLE topic_events (
+    topic TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (topic, seq)
+) WITHOUT ROWID;
+CREATE TABLE topics (
+    topic TEXT PRIMARY KEY,
+    retained INTEGER NOT NULL,
+    evicted_upto INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+# Topics are passed to queries as one JSON array, whatever their number (no variable limit).
+_SUBSCRIBED = "SELECT value FROM json_each(?)"
+_REPLAY = (
+    "SELECT seq, time, topics, data, event, retry, body FROM events WHERE seq IN ("
+    f"SELECT seq FROM topic_events WHERE topic IN ({_SUBSCRIBED}) AND seq > ? AND seq <= ?"
+    ") ORDER BY seq"
+)
+_EXPIRY_CHUNK = 1000
+_MIN_SQLITE = (3, 35, 0)  # UPSERT ... RETURNING, and json_each built in
+
+
+@dataclass(slots=True, eq=False)
+class _Append:
+    """One `append` call waiting for its transaction."""
+
+    drafts: list[Draft]
+    future: asyncio.Future[list[Record]]
+    sent: bool = False  # handed to the worker: its transaction may commit whatever happens now
+
+
+@dataclass(slots=True)
+class _Written:
+    """What the worker did with one transaction's appends: records or the error, for each."""
+
+    outcomes: list[list[Record] | StoreUnavailable] = field(default_factory=list)
+    last_seq: int = 0
+    commits: int = 0
+
+
+class SqliteStore(Store):
+    """History in a SQLite file (see the module's docstring): durable across process crashes."""
+
+    def __init__(
+        self,
+        path: str,
+        history: int = 1000,
+        history_ttl: float | None = 3600.0,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if history < 0:
+            raise ValueError("history must be >= 0")
+        self.path = path
+        self._max_count = history
+        self._ttl = history_ttl
+        self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # All SQLite work runs on this one thread, so the event loop never waits for the disk
+        # (a commit, a checkpoint, a large replay or expiry) and the connection has one user.
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None  # used on the worker thread only
+        self._worker_seq = 0  # the last id committed, as the worker sees it
+        # Loop-thread state.
+        self._origin = 0
+        self._committed = 0  # the last id whose transaction committed and was handed back
+        self._pending: list[_Append] = []
+        self._flush_scheduled = False
+        self._writing = False
+        self._idle: asyncio.Future[None] | None = None
+        self._closing = False
+        self._problem: str | None = None
+        self._commits = 0
+
+    @property
+    def commit_count(self) -> int:
+        """Write transactions committed since `open` (appends are grouped: see the module)."""
+        return self._commits
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ssehub-sqlite")
+        self._closing = False
+        try:
+            self._origin, self._committed = await self._run(self._open_sync)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        executor = self._executor
+        if executor is None:
+            return
+        self._closing = True
+        # Appends already made are written (or fail) before the file is closed.
+        while self._pending or self._writing or self._flush_scheduled:
+            assert self._loop is not None
+            self._idle = self._loop.create_future()
+            await self._idle
+        await self._run(self._close_sync)
+        executor.shutdown(wait=False)
+        self._executor = None
+
+    def problem(self) -> str | None:
+        return self._problem
+
+    # -- the Store interface --------------------------------------------------------------------
+
+    async def latest(self) -> EventId:
+        self._check_open()
+        return str(self._committed)
+
+    async def append(self, drafts: Sequence[Draft]) -> list[Record]:
+        self._check_open()
+        if self._closing:
+            raise StoreUnavailable(f"the history database {self.path} is closing")
+        if not drafts:
+            return []
+        assert self._loop is not None
+        request = _Append(list(drafts), self._loop.create_future())
+        self._pending.append(request)
+        if not (self._flush_scheduled or self._writing):
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        try:
+            return await asyncio.shield(request.future)
+        except asyncio.CancelledError:
+            if not request.sent:
+                request.future.cancel()  # `_flush` skips it: nothing is stored
+                raise
+        # The caller was cancelled (its client went away) after the append was handed to
+        # SQLite, which may commit it whatever we do now. Its records must still reach the
+        # caller, which delivers them to subscribers; a stored event that live subscribers
+        # never got would be a gap nobody can see. The wait is one transaction at most.
+        while not request.future.done():
+            await asyncio.wait([request.future])
+        return request.future.result()
+
+    async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
+        self._check_open()
+        if not (last_event_id.isascii() and last_event_id.isdigit()):
+            return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
+        after = int(last_event_id)
+        # Replay no further than the appends already handed back: one whose transaction the
+        # worker has just committed is delivered by its publisher after this replay is
+        # answered, so replaying it too would send it twice.
+        upto = self._committed
+        if after > upto:
+            return Replay(reset=f"id {after} is newer than any event this hub has published")
+        if after < self._origin:
+            return Replay(
+                reset=f"id {after} is from before this hub's history began; its history is gone"
+            )
+        oldest = self._oldest_kept(self._clock())
+        return await self._run(
+            partial(self._replay_sync, list(dict.fromkeys(topics)), after, upto, oldest)
+        )
+
+    async def history_sizes(self) -> dict[str, int]:
+        self._check_open()
+        return await self._run(self._history_sizes_sync)
+
+    # -- on the loop thread ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._executor is None:
+            raise StoreUnavailable(f"the history database {self.path} is not open")
+
+    async def _run(self, job: Callable[[], _T]) -> _T:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._executor, job)
+
+    def _oldest_kept(self, now: float) -> float | None:
+        return now - self._ttl if self._ttl is not None else None
+
+    def _flush(self) -> None:
+        """Write every append waiting into one transaction, on the worker."""
+        self._flush_scheduled = False
+        requests = [request for request in self._pending if not request.future.done()]
+        self._pending = []
+        if not requests:
+            self._became_idle()
+            return
+        for request in requests:
+            request.sent = True
+        self._writing = True
+        now = self._clock()
+        job = partial(self._write_sync, [r.drafts for r in requests], now, self._oldest_kept(now))
+        assert self._loop is not None
+        written = self._loop.run_in_executor(self._executor, job)
+        written.add_done_callback(partial(self._written, requests))
+
+    def _written(self, requests: list[_Append], written: asyncio.Future[_Written]) -> None:
+        self._writing = False
+        error: BaseException | None
+        if written.cancelled():  # the loop is shutting down the executor
+            error = StoreUnavailable(f"the history database {self.path} is closing")
+        else:
+            error = written.exception()
+        if error is not None:  # not SQLite refusing (that is an outcome): fail every append
+            for request in requests:
+                if not request.future.done():
+                    request.future.set_exception(error)
+        else:
+            outcome = written.result()
+            self._commits += outcome.commits
+            # Before the futures resolve: a replay from now on covers these records.
+            self._committed = max(self._committed, outcome.last_seq)
+            for request, records in zip(requests, outcome.outcomes, strict=True):
+                if isinstance(records, StoreUnavailable):
+                    self._problem = str(records)
+                    if not request.future.done():
+                        request.future.set_exception(records)
+                else:
+                    self._problem = None
+                    if not request.future.done():
+                        request.future.set_result(records)
+        if self._pending:
+            self._flush()  # what came meanwhile: one more transaction
+        else:
+            self._became_idle()
+
+    def _became_idle(self) -> None:
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    # -- on the worker thread -------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        assert self._connection is not None
+        return self._connection
+
+    def _open_sync(self) -> tuple[int, int]:
+        path = self.path
+        try:
+            # SQLite says only "unable to open database file"; the OS says why.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+        except OSError as error:
+            raise StoreUnavailable(
+                f"cannot open the history database {path}: {error.strerror or error}"
+            ) from None
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StoreUnavailable(
+                f"cannot open the history database {path}: it needs SQLite "
+                f"{'.'.join(map(str, _MIN_SQLITE))} or later; Python has {sqlite3.sqlite_version}"
+            )
+        connection: sqlite3.Connection | None = None
+        try:
+            # No busy timeout: a file another hub holds is an error at once, not a wait.
+            connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+            connection.execute("PRAGMA locking_mode = EXCLUSIVE")
+            (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot use WAL mode (journal mode is {mode})")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("BEGIN IMMEDIATE")  # takes the exclusive lock, kept until close
+            origin, seq = self._prepare(connection)
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection is not None:
+                connection.close()
+            reason = str(error)
+            if "locked" in reason:
+                reason += " (another hub is using it: only one process may use a SQLite history)"
+            raise StoreUnavailable(f"cannot open the history database {path}: {reason}") from None
+        self._connection = connection
+        self._worker_seq = seq
+        return origin, seq
+
+    def _prepare(self, connection: sqlite3.Connection) -> tuple[int, int]:
+        """Create the schema in a new file; check an existing one. Returns (origin, last id)."""
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version == 0:
+            (tables,) = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if tables:
+                raise sqlite3.DatabaseError("it is a SQLite file but not an ssehub history")
+            origin = int(self._clock() * 1_000_000)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.executemany(
+                "INSERT INTO meta (name, value) VALUES (?, ?)",
+                [("origin", origin), ("seq", origin)],
+            )
+            connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            return origin, origin
+        if version != _SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"its history format is version {version}; this ssehub reads {_SCHEMA_VERSION}"
+            )
+        meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
+        return int(meta["origin"]), int(meta["seq"])
+
+    def _close_sync(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _write_sync(self, batches: list[list[Draft]], now: float, oldest: float | None) -> _Written:
+        """One transaction for all `batches`; if it fails, one for each (see the module)."""
+        written = _Written()
+        try:
+            records = self._transaction(batches, now, oldest)
+        except StoreUnavailable as error:
+            if len(batches) == 1:
+                written.outcomes.append(error)
+                return written
+            for batch in batches:
+                try:
+                    written.outcomes.extend(self._transaction([batch], now, oldest))
+                    written.commits += 1
+                except StoreUnavailable as alone:
+                    written.outcomes.append(alone)
+        else:
+            written.outcomes.extend(records)
+            written.commits += 1
+        written.last_seq = self._worker_seq
+        return written
+
+    def _transaction(
+        self, batches: list[list[Draft]], now: float, oldest: float | None
+    ) -> list[list[Record]]:
+        db = self._db()
+        seq = self._worker_seq
+        results: list[list[Record]] = []
+        event_rows = []
+        topic_rows = []
+        added: dict[str, int] = {}
+        for drafts in batches:
+            records = []
+            for draft in drafts:
+                seq += 1
+                records.append(Record.from_draft(draft, str(seq), seq, now))
+                unique = dict.fromkeys(draft.topics)
+                event_rows.append(
+                    (
+                        seq,
+                        now,
+                        "\n".join(draft.topics),
+                        draft.data,
+                        draft.event,
+                        None if draft.retry is None else str(draft.retry),
+                        draft.body,
+                        len(unique),
+                    )
+                )
+                for topic in unique:
+                    topic_rows.append((topic, seq))
+                    added[topic] = added.get(topic, 0) + 1
+            results.append(records)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+            db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", topic_rows)
+            self._evict_excess(db, added)
+            if oldest is not None:
+                self._expire(db, oldest)
+            db.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (seq,))
+            db.execute("COMMIT")
+        except (sqlite3.Error, OSError, ValueError) as error:
+            self._rollback(db)
+            raise StoreUnavailable(
+                f"cannot write to the history database {self.path}: {error}"
+            ) from None
+        except BaseException:
+            self._rollback(db)
+            raise
+        self._worker_seq = seq
+        return results
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        if db.in_transaction:
+            # SQLite may have rolled back already, as it does after some errors.
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+
+    def _evict_excess(self, db: sqlite3.Connection, added: dict[str, int]) -> None:
+        """Drop each topic's oldest events beyond `history`."""
+        released: list[tuple[int]] = []
+        for topic, count in added.items():
+            [(retained,)] = db.execute(
+                "INSERT INTO topics (topic, retained, evicted_upto) VALUES (?, ?, 0) "
+                "ON CONFLICT (topic) DO UPDATE SET retained = retained + excluded.retained "
+                "RETURNING retained",
+                (topic, count),
+            ).fetchall()
+            excess = retained - self._max_count
+            if excess <= 0:
+                continue
+            dropped = db.execute(
+                "SELECT seq FROM topic_events WHERE topic = ? ORDER BY seq LIMIT ?",
+                (topic, excess),
+            ).fetchall()
+            upto = dropped[-1][0]
+            db.execute("DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto))
+            db.execute(
+                "UPDATE topics SET retained = retained - ?, "
+                "evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
+                (len(dropped), upto, topic),
+            )
+            released += dropped
+        if released:
+            db.executemany("UPDATE events SET refs = refs - 1 WHERE seq = ?", released)
+            db.executemany("DELETE FROM events WHERE seq = ? AND refs <= 0", released)
+
+    @staticmethod
+    def _expire(db: sqlite3.Connection, oldest: float) -> None:
+        """Drop the events older than `oldest` (the run of oldest events, in id order)."""
+        if not _expiry_due(db, oldest):
+            return
+        last = -1
+        upto = -1
+        newest_of: dict[str, int] = {}
+        while True:
+            rows = db.execute(
+                "SELECT seq, time, topics FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, _EXPIRY_CHUNK),
+            ).fetchall()
+            for seq, at, topics in rows:
+                if at >= oldest:
+                    break
+                upto = seq
+                for topic in topics.split("\n"):
+                    newest_of[topic] = seq
+            else:
+                if len(rows) == _EXPIRY_CHUNK:
+                    last = rows[-1][0]
+                    continue
+            break
+        db.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+        for topic, seq in newest_of.items():
+            dropped = db.execute(
+                "DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto)
+            ).rowcount
+            db.execute(
+                "UPDATE topics SET retained = retained - ?, "
+                "evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
+                (dropped, seq, topic),
+            )
+
+    def _expire_now(self, db: sqlite3.Connection, oldest: float) -> None:
+        """`_expire` in a transaction of its own, if any event is due."""
+        if not _expiry_due(db, oldest):
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            self._expire(db, oldest)
+            db.execute("COMMIT")
+        except BaseException:
+            self._rollback(db)
+            raise
+
+    def _replay_sync(
+        self, topics: list[str], after: int, upto: int, oldest: float | None
+    ) -> Replay:
+        db = self._db()
+        subscribed = json.dumps(topics)
+        try:
+            if oldest is not None:
+                self._expire_now(db, oldest)
+            evicted = dict(
+                db.execute(
+                    f"SELECT topic, evicted_upto FROM topics WHERE topic IN ({_SUBSCRIBED})",
+                    (subscribed,),
+                ).fetchall()
+            )
+            for topic in topics:
+                if evicted.get(topic, 0) > after:
+                    return Replay(
+                        reset=f"events after id {after} on topic {topic!r} are no longer retained"
+                    )
+            rows = db.execute(_REPLAY, (subscribed, after, upto)).fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(
+                f"cannot read the history database {self.path}: {error}"
+            ) from None
+        records = [
+            Record.from_draft(
+                Draft(tuple(names.split("\n")), data, event, _int_or_none(retry), body),
+                str(seq),
+                seq,
+                at,
+            )
+            for seq, at, names, data, event, retry, body in rows
+        ]
+        return Replay(records=records, after=after)
+
+    def _history_sizes_sync(self) -> dict[str, int]:
+        try:
+            rows = self._db().execute("SELECT topic, retained FROM topics").fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(
+                f"cannot read the history database {self.path}: {error}"
+            ) from None
+        return dict(rows)
+
+
+def _expiry_due(db: sqlite3.Connection, oldest: float) -> bool:
+    """Whether the oldest event is older than `oldest`: one index lookup, the usual answer no."""
+    first = db.execute("SELECT time FROM events ORDER BY seq LIMIT 1").fetchone()
+    return first is not None and bool(first[0] < oldest)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return None if text is None else int(text)
