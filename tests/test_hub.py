@@ -190,3 +190,58 @@ async def test_slow_python_subscriber_is_closed_with_an_error() -> None:
         assert got == ["0", "1", "2", "3", "4"]
         assert hub.stats.slow_dropped == 1
         assert hub.subscriber_count() == 0
+
+
+class Granted:
+    """An audience that may receive private events on the topics it names."""
+
+    def __init__(self, *topics: str) -> None:
+        self.topics = frozenset(topics)
+
+    @property
+    def key(self) -> frozenset[str]:
+        return self.topics
+
+    def may_receive(self, topics: tuple[str, ...]) -> bool:
+        return not self.topics.isdisjoint(topics)
+
+
+async def test_private_events_reach_only_the_audiences_that_may_receive_them_live() -> None:
+    async with Hub() as hub:
+        granted: list[bytes] = []
+        other: list[bytes] = []
+        anonymous: list[bytes] = []
+        also_granted: list[bytes] = []
+        hub.open_stream("granted", ("t",), granted.append, Granted("t"))
+        hub.open_stream("also", ("t",), also_granted.append, Granted("t"))
+        hub.open_stream("other", ("t",), other.append, Granted("elsewhere"))
+        hub.open_stream("anonymous", ("t",), anonymous.append)
+        async with (
+            hub.subscribe("t", audience=Granted("t")) as granted_sub,
+            hub.subscribe("t") as anonymous_sub,
+        ):
+            await hub.publish("t", "secret", private=True)
+            await hub.publish("t", "public")
+            hub.flush()
+            assert [(await anext(granted_sub)).data for _ in range(2)] == ["secret", "public"]
+            assert (await anext(anonymous_sub)).data == "public"
+    assert [e.data for e in decode(granted)] == ["secret", "public"]
+    assert [e.data for e in decode(other)] == ["public"]
+    assert [e.data for e in decode(anonymous)] == ["public"]
+    # Streams with the same audience share the same bytes: one join for both.
+    assert granted[-1] is also_granted[-1]
+
+
+async def test_private_events_reach_only_the_audiences_that_may_receive_them_on_replay() -> None:
+    async with Hub() as hub:
+        start = hub.latest
+        await hub.publish(["t", "u"], "secret", private=True)
+        await hub.publish("t", "public")
+        got: dict[str, list[str]] = {}
+        for name, audience in (("granted", Granted("u")), ("other", Granted("x")), ("anon", None)):
+            chunks: list[bytes] = []
+            await hub.resume_stream(name, ("t",), chunks.append, start, audience)
+            got[name] = [e.data for e in decode(chunks)]
+            async with hub.subscribe("t", last_event_id=start, audience=audience) as sub:
+                assert [(await anext(sub)).data for _ in got[name]] == got[name]
+    assert got == {"granted": ["secret", "public"], "other": ["public"], "anon": ["public"]}

@@ -22,7 +22,9 @@ one a held publisher waits for. A round over more streams than a slice is never 
 several turns, and what is published during them rides along anyway.
 
 Each event's bytes were encoded once (`Record.payload`); streams at the same cursor with the same
-topics share one joined buffer, so a slice computes each distinct buffer once.
+topics and the same audience (who may receive private events: `model.Audience`) share one joined
+buffer, so a slice computes each distinct buffer once. A private record goes into a buffer only
+when that audience may receive it; public records cost that check nothing.
 
 This module does no I/O itself: `write` is whatever the stream's owner gave (a transport's write,
 an ASGI response's buffer) and `loop` is what runs the next slice (the event loop's `call_soon`
@@ -36,7 +38,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
-from ssehub.model import Record
+from ssehub.model import Audience, Record
 
 __all__ = ["RUN_AHEAD", "SLICE_SIZE", "WRITE_INTERVAL", "FanOut", "Scheduler", "Writer"]
 
@@ -71,12 +73,16 @@ _GONE = sys.maxsize  # the cursor of a removed stream: nothing is ever after it
 
 
 class _Stream:
-    __slots__ = ("cursor", "topics", "write")
+    __slots__ = ("audience", "audience_key", "cursor", "topics", "write")
 
-    def __init__(self, topics: tuple[str, ...], write: Writer, cursor: int) -> None:
+    def __init__(
+        self, topics: tuple[str, ...], write: Writer, cursor: int, audience: Audience | None
+    ) -> None:
         self.topics = topics
         self.write = write
         self.cursor = cursor
+        self.audience = audience
+        self.audience_key = None if audience is None else audience.key
 
 
 class FanOut:
@@ -116,9 +122,15 @@ class FanOut:
     def _end(self) -> int:
         return self._base + len(self._log)
 
-    def add(self, key: Hashable, topics: tuple[str, ...], write: Writer) -> None:
-        """Stream `key` receives every record appended from now on."""
-        stream = _Stream(topics, write, self._end)
+    def add(
+        self,
+        key: Hashable,
+        topics: tuple[str, ...],
+        write: Writer,
+        audience: Audience | None = None,
+    ) -> None:
+        """Stream `key` receives every record appended from now on that `audience` may see."""
+        stream = _Stream(topics, write, self._end, audience)
         for name in topics:
             self._topics.setdefault(name, {})[key] = stream
 
@@ -232,17 +244,17 @@ class FanOut:
         end = self._end
         base = self._base
         stop = self._round_position + self._slice_size
-        buffers: dict[tuple[tuple[str, ...], int], tuple[bytes, int]] = {}
+        buffers: dict[tuple[tuple[str, ...], Hashable, int], tuple[bytes, int]] = {}
         delivered = 0
         for stream in self._round[self._round_position : stop]:
             cursor = max(stream.cursor, base)
             if cursor >= end:
                 continue
             stream.cursor = end
-            key = (stream.topics, cursor)
+            key = (stream.topics, stream.audience_key, cursor)
             buffer = buffers.get(key)
             if buffer is None:
-                buffer = buffers[key] = self._join(stream.topics, cursor, end)
+                buffer = buffers[key] = self._join(stream.topics, stream.audience, cursor, end)
             if buffer[1]:
                 stream.write(buffer[0])
                 delivered += buffer[1]
@@ -281,12 +293,26 @@ class FanOut:
         self._round_waiters, self._next_round_waiters = self._next_round_waiters, []
         return True
 
-    def _join(self, topics: tuple[str, ...], cursor: int, end: int) -> tuple[bytes, int]:
+    def _join(
+        self, topics: tuple[str, ...], audience: Audience | None, cursor: int, end: int
+    ) -> tuple[bytes, int]:
         records = self._log[cursor - self._base : end - self._base]
+        # A private record's topics are checked against the audience only once it is on a
+        # topic of the stream, so public records cost one attribute test.
         if len(topics) == 1:
             name = topics[0]
-            payloads = [r.payload for r in records if name in r.topics]
+            payloads = [
+                r.payload
+                for r in records
+                if name in r.topics
+                and (not r.private or (audience is not None and audience.may_receive(r.topics)))
+            ]
         else:
             wanted = set(topics)
-            payloads = [r.payload for r in records if not wanted.isdisjoint(r.topics)]
+            payloads = [
+                r.payload
+                for r in records
+                if not wanted.isdisjoint(r.topics)
+                and (not r.private or (audience is not None and audience.may_receive(r.topics)))
+            ]
         return b"".join(payloads), len(payloads)

@@ -28,6 +28,7 @@ from ssehub.backends._url import backend_from_url
 from ssehub.backends.base import Backend, Store
 from ssehub.backends.local import LocalBroker
 from ssehub.model import (
+    Audience,
     Draft,
     EventId,
     Publication,
@@ -35,6 +36,7 @@ from ssehub.model import (
     draft_all,
     reset_record,
     topic_tuple,
+    visible,
 )
 from ssehub.wire import Event
 
@@ -94,7 +96,7 @@ class Hub:
         self._published = backend.broker.published  # bound once: it runs for every publish
         self.stats = HubStats()
         self.max_pending = max_pending
-        self._readers: dict[str, dict[Hashable, Reader]] = {}
+        self._readers: dict[str, dict[Hashable, tuple[Reader, Audience | None]]] = {}
         self._fan_out = FanOut(self.stats, write_interval=write_interval)
         self._latest: EventId = ""
         self._started = False
@@ -148,9 +150,14 @@ class Hub:
         data: str,
         event: str = "message",
         retry: int | None = None,
+        *,
+        private: bool = False,
     ) -> EventId:
-        """Publish one event; returns its id. Raises ValueError for invalid input."""
-        publication = Publication(topic_tuple(topics), data, event, retry)
+        """Publish one event; returns its id. Raises ValueError for invalid input.
+
+        A `private` event reaches only subscribers whose audience may receive one of its topics.
+        """
+        publication = Publication(topic_tuple(topics), data, event, retry, private)
         [event_id] = await self.publish_many([publication])
         return event_id
 
@@ -201,13 +208,17 @@ class Hub:
         self._fan_out.extend(records)
         if self._readers:
             for record in records:
-                for read in self._readers_of(record.topics):
+                for read, audience in self._readers_of(record.topics):
+                    if record.private and (
+                        audience is None or not audience.may_receive(record.topics)
+                    ):
+                        continue
                     read(record)
                     stats.delivered += 1
 
-    def _readers_of(self, names: Sequence[str]) -> tuple[Reader, ...]:
+    def _readers_of(self, names: Sequence[str]) -> tuple[tuple[Reader, Audience | None], ...]:
         # A reader of several of the record's topics is one key in the merged dict: one copy.
-        readers: dict[Hashable, Reader] = {}
+        readers: dict[Hashable, tuple[Reader, Audience | None]] = {}
         for name in names:
             readers.update(self._readers.get(name, ()))
         return tuple(readers.values())
@@ -230,14 +241,27 @@ class Hub:
 
     # -- subscribing --------------------------------------------------------------------------
 
-    def add_writer(self, key: Hashable, topics: Sequence[str], write: Writer) -> None:
-        """Send `key` every event on `topics` from now on, as bytes, coalesced per sweep."""
-        self._fan_out.add(key, tuple(topics), write)
+    def add_writer(
+        self,
+        key: Hashable,
+        topics: Sequence[str],
+        write: Writer,
+        audience: Audience | None = None,
+    ) -> None:
+        """Send `key` every event on `topics` from now on that `audience` may see (public
+        events, and the private ones it may receive), as bytes, coalesced per sweep."""
+        self._fan_out.add(key, tuple(topics), write, audience)
 
-    def add_reader(self, key: Hashable, topics: Sequence[str], read: Reader) -> None:
-        """Call `read` with every record on `topics` from now on, as it is published."""
+    def add_reader(
+        self,
+        key: Hashable,
+        topics: Sequence[str],
+        read: Reader,
+        audience: Audience | None = None,
+    ) -> None:
+        """Call `read` with every record on `topics` from now on that `audience` may see."""
         for name in topics:
-            self._readers.setdefault(name, {})[key] = read
+            self._readers.setdefault(name, {})[key] = (read, audience)
 
     def remove(self, key: Hashable, topics: Sequence[str]) -> None:
         """Unsubscribe `key` (writer or reader) from `topics`; unknown keys are ignored."""
@@ -257,15 +281,17 @@ class Hub:
         topics: Sequence[str],
         last_event_id: str,
         send: Callable[[list[Record]], None],
+        audience: Audience | None = None,
     ) -> None:
-        """Send `key` what it missed after `last_event_id`, or a reset record, via `send`.
+        """Send `key` what it missed after `last_event_id`, or a reset record, via `send`:
+        the records `audience` may see (`model.visible`), live or replayed alike.
 
         Live records that arrive while the store answers are buffered and sent after the
         replay, minus any the replay already held. On return nothing is registered for `key`:
         the caller registers it live at once (no await in between), so nothing is lost or doubled.
         """
         pending: list[Record] = []
-        self.add_reader(key, topics, pending.append)
+        self.add_reader(key, topics, pending.append, audience)
         position = self._latest
         try:
             replay = await self.store.replay(topics, last_event_id)
@@ -277,36 +303,56 @@ class Hub:
             return
         self.stats.replays += 1
         covered = replay.records[-1].seq if replay.records else replay.after
-        missed = [*replay.records, *(record for record in pending if record.seq > covered)]
+        missed = [
+            *visible(replay.records, audience),
+            *(record for record in pending if record.seq > covered),
+        ]
         if missed:
             send(missed)
 
-    def open_stream(self, key: Hashable, topics: Sequence[str], write: Writer) -> None:
+    def open_stream(
+        self,
+        key: Hashable,
+        topics: Sequence[str],
+        write: Writer,
+        audience: Audience | None = None,
+    ) -> None:
         """Attach a fresh byte stream: live events from now on.
 
         The stream is first told the current position (`id:` with no data dispatches nothing but
         sets the browser's last event id), so a client that reconnects before any event arrives
         still resumes exactly where it left off.
         """
-        self.add_writer(key, topics, write)
+        self.add_writer(key, topics, write, audience)
         write(b"id: %s\n\n" % self._latest.encode())
 
     async def resume_stream(
-        self, key: Hashable, topics: Sequence[str], write: Writer, last_event_id: str
+        self,
+        key: Hashable,
+        topics: Sequence[str],
+        write: Writer,
+        last_event_id: str,
+        audience: Audience | None = None,
     ) -> None:
         """Attach a resuming byte stream: what it missed (or a reset), then live events."""
 
         def send(records: list[Record]) -> None:
             write(b"".join(record.payload for record in records))
 
-        await self.catch_up(key, topics, last_event_id, send)
-        self.add_writer(key, topics, write)
+        await self.catch_up(key, topics, last_event_id, send, audience)
+        self.add_writer(key, topics, write, audience)
 
     def subscribe(
-        self, topics: str | Iterable[str], last_event_id: str | None = None
+        self,
+        topics: str | Iterable[str],
+        last_event_id: str | None = None,
+        audience: Audience | None = None,
     ) -> Subscription:
-        """`async with hub.subscribe(["orders"]) as sub: async for event in sub: ...`"""
-        return Subscription(self, topic_tuple(topics), last_event_id)
+        """`async with hub.subscribe(["orders"]) as sub: async for event in sub: ...`
+
+        Private events arrive only when `audience` may receive them (`ssehub.auth.Grants`).
+        """
+        return Subscription(self, topic_tuple(topics), last_event_id, audience)
 
     # -- embedding: lazy facades; the work is in ssehub.asgi and ssehub.wsgi -------------------
 
@@ -344,10 +390,17 @@ class Hub:
 class Subscription:
     """A Python-side subscription: an async iterator of `Event`s with replay."""
 
-    def __init__(self, hub: Hub, topics: tuple[str, ...], last_event_id: str | None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        topics: tuple[str, ...],
+        last_event_id: str | None,
+        audience: Audience | None = None,
+    ) -> None:
         self.hub = hub
         self.topics = topics
         self.last_event_id = last_event_id
+        self.audience = audience
         self._queue: deque[Record] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -356,8 +409,10 @@ class Subscription:
     async def __aenter__(self) -> Subscription:
         await self.hub.start()
         if self.last_event_id is not None:
-            await self.hub.catch_up(self, self.topics, self.last_event_id, self._queue.extend)
-        self.hub.add_reader(self, self.topics, self._push)
+            await self.hub.catch_up(
+                self, self.topics, self.last_event_id, self._queue.extend, self.audience
+            )
+        self.hub.add_reader(self, self.topics, self._push, self.audience)
         return self
 
     async def __aexit__(

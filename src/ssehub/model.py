@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from ssehub.wire import Event, encode
 
 __all__ = [
+    "Audience",
     "Draft",
     "EventId",
     "InvalidPublication",
@@ -34,11 +35,36 @@ __all__ = [
     "draft_all",
     "reset_record",
     "topic_tuple",
+    "visible",
 ]
 
 #: An event id as clients see it (`id:` on the wire, `Last-Event-ID` on a resume). Opaque to
 #: everything but the store that issued it.
 EventId: TypeAlias = str
+
+class Audience(Protocol):
+    """Who a subscriber is, as far as private events go (`ssehub.auth.Grants` is one).
+
+    A private event reaches a subscriber of one of its topics only when its audience
+    `may_receive` the event's topics; a subscriber without an audience gets public events only.
+    Subscribers whose audiences have the same `key` are sent the same bytes.
+    """
+
+    @property
+    def key(self) -> Hashable: ...
+
+    def may_receive(self, topics: tuple[str, ...]) -> bool: ...
+
+
+def visible(records: Iterable[Record], audience: Audience | None) -> list[Record]:
+    """The records a subscriber with `audience` may be sent: public ones, and private ones its
+    audience may receive."""
+    return [
+        record
+        for record in records
+        if not record.private or (audience is not None and audience.may_receive(record.topics))
+    ]
+
 
 # -- topics -------------------------------------------------------------------------------------
 
@@ -77,13 +103,17 @@ def topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(slots=True)
 class Draft:
-    """A validated publication waiting for its id. `body` is the encoded event without `id:`."""
+    """A validated publication waiting for its id. `body` is the encoded event without `id:`.
+
+    A `private` event reaches only subscribers whose audience may receive it (`Audience`).
+    """
 
     topics: tuple[str, ...]
     data: str
     event: str
     retry: int | None
     body: bytes
+    private: bool = False
 
 
 class InvalidPublication(ValueError):
@@ -109,6 +139,7 @@ class Publication:
     data: str = ""
     event: str = "message"
     retry: int | None = None
+    private: bool = False
 
     def draft(self) -> Draft:
         """Validate and encode; raises ValueError or TypeError starting with the field's name."""
@@ -116,7 +147,7 @@ class Publication:
         if not self.event:
             raise ValueError("event must not be empty")
         body = encode(Event(self.data, self.event, None, self.retry))
-        return Draft(topics, self.data, self.event, self.retry, body)
+        return Draft(topics, self.data, self.event, self.retry, body, self.private is True)
 
 
 def draft_all(publications: Iterable[Publication]) -> list[Draft]:
@@ -152,12 +183,23 @@ class Record:
     retry: int | None
     time: float
     payload: bytes
+    private: bool = False
 
     @classmethod
     def from_draft(cls, draft: Draft, event_id: EventId, seq: int, time: float) -> Record:
         # The id line leads so the draft's encoded body is reused as is: encode once per event.
         payload = b"id: %s\n%s%s" % (event_id.encode(), _topic_lines(draft.topics), draft.body)
-        return cls(event_id, seq, draft.topics, draft.data, draft.event, draft.retry, time, payload)
+        return cls(
+            event_id,
+            seq,
+            draft.topics,
+            draft.data,
+            draft.event,
+            draft.retry,
+            time,
+            payload,
+            draft.private,
+        )
 
     def to_event(self) -> Event:
         return Event(data=self.data, event=self.event, id=self.id, retry=self.retry)

@@ -12,7 +12,7 @@ from ssehub.model import Draft, EventId, InvalidPublication, Publication, draft_
 
 __all__ = ["body_too_large", "ids_body", "ids_response", "parse_drafts", "parse_publications"]
 
-_PUBLISH_FIELDS = frozenset({"topic", "data", "event", "retry"})
+_PUBLISH_FIELDS = frozenset({"topic", "data", "event", "retry", "private"})
 
 
 def body_too_large(limit: int) -> HTTPError:
@@ -40,7 +40,12 @@ def _publication(fields: dict[str, Any], where: str) -> Publication:
         retry = int(retry)
     elif retry is not None and (type(retry) is not int or retry < 0):
         raise HTTPError(400, f"{where}'retry' must be a whole number of ms", field="retry")
-    return Publication(tuple(topics), data, fields.get("event", "message"), retry)
+    private = fields.get("private", False)
+    if type(private) is str:  # a form field: present means private, as in Mercure ("on")
+        private = True
+    elif type(private) is not bool:
+        raise HTTPError(400, f"{where}'private' must be true or false", field="private")
+    return Publication(tuple(topics), data, fields.get("event", "message"), retry, private)
 
 
 def _unquote(text: str) -> str:

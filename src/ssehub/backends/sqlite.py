@@ -27,7 +27,7 @@ history in memory.
 Schema::
 
     meta(name PRIMARY KEY, value)                       -- 'origin' and 'seq' (the last id)
-    events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs)
+    events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs, private)
     topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID
     topics(topic PRIMARY KEY, retained, evicted_upto) WITHOUT ROWID
 
@@ -74,7 +74,8 @@ CREATE TABLE events (
     event TEXT NOT NULL,
     retry TEXT,
     body BLOB NOT NULL,
-    refs INTEGER NOT NULL
+    refs INTEGER NOT NULL,
+    private INTEGER NOT NULL
 );
 CREATE TABLE topic_events (
     topic TEXT NOT NULL,
@@ -91,7 +92,7 @@ CREATE TABLE topics (
 # Topics are passed to queries as one JSON array, whatever their number (no variable limit).
 _SUBSCRIBED = "SELECT value FROM json_each(?)"
 _REPLAY = (
-    "SELECT seq, time, topics, data, event, retry, body FROM events WHERE seq IN ("
+    "SELECT seq, time, topics, data, event, retry, body, private FROM events WHERE seq IN ("
     f"SELECT seq FROM topic_events WHERE topic IN ({_SUBSCRIBED}) AND seq > ? AND seq <= ?"
     ") ORDER BY seq"
 )
@@ -426,6 +427,7 @@ class SqliteStore(Store):
                         None if draft.retry is None else str(draft.retry),
                         draft.body,
                         len(unique),
+                        draft.private,
                     )
                 )
                 for topic in unique:
@@ -434,7 +436,7 @@ class SqliteStore(Store):
             results.append(records)
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", topic_rows)
             self._evict_excess(db, added)
             if oldest is not None:
@@ -561,12 +563,14 @@ class SqliteStore(Store):
             ) from None
         records = [
             Record.from_draft(
-                Draft(tuple(names.split("\n")), data, event, _int_or_none(retry), body),
+                Draft(
+                    tuple(names.split("\n")), data, event, _int_or_none(retry), body, bool(private)
+                ),
                 str(seq),
                 seq,
                 at,
             )
-            for seq, at, names, data, event, retry, body in rows
+            for seq, at, names, data, event, retry, body, private in rows
         ]
         return Replay(records=records, after=after)
 
