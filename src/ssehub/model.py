@@ -42,6 +42,7 @@ __all__ = [
 #: everything but the store that issued it.
 EventId: TypeAlias = str
 
+
 class Audience(Protocol):
     """Who a subscriber is, as far as private events go (`ssehub.auth.Grants` is one).
 
