@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from support.hub_process import HubProcess, start_hub_process
@@ -28,3 +29,20 @@ def start_hub() -> Iterator[Callable[..., HubProcess]]:
 @pytest.fixture
 def hub_url(start_hub: Callable[..., HubProcess]) -> str:
     return start_hub().url
+
+
+ASGI_HUB = str(Path(__file__).parent / "support" / "asgi_hub.py")
+
+
+@pytest.fixture(params=["serve", "asgi"])
+def start_api(
+    request: pytest.FixtureRequest, start_hub: Callable[..., HubProcess]
+) -> Callable[..., str]:
+    """Factory: the base URL of a hub started with these options, through one entry point:
+    `ssehub serve` (the native server), or `hub.asgi_app()` under uvicorn."""
+    script = ASGI_HUB if request.param == "asgi" else ""
+
+    def start(*args: str) -> str:
+        return start_hub(*args, script=script).url
+
+    return start

@@ -12,37 +12,19 @@ import asyncio
 import json
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 from support.hub_http import metric, open_position, publish, stream
-from support.hub_process import HubProcess
 
 from ssehub.wire import Decoder, Event
 
 pytestmark = pytest.mark.anyio
 
-ASGI_HUB = str(Path(__file__).parent / "support" / "asgi_hub.py")
-ENTRY_POINTS = ("serve", "asgi")
-
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=ENTRY_POINTS)
-def start_api(
-    request: pytest.FixtureRequest, start_hub: Callable[..., HubProcess]
-) -> Callable[..., str]:
-    """Factory: the base URL of a hub started with these options, through one entry point."""
-    script = ASGI_HUB if request.param == "asgi" else ""
-
-    def start(*args: str) -> str:
-        return start_hub(*args, script=script).url
-
-    return start
 
 
 @pytest.fixture

@@ -70,7 +70,13 @@ def _add_header_option(parser: Parser) -> None:
         action="append",
         default=[],
         metavar="'K: V'",
-        help="add a request header, e.g. 'Authorization: Bearer ...' (repeatable)",
+        help="add a request header, e.g. 'X-Request-Id: 7' (repeatable)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("SSEHUB_TOKEN"),
+        metavar="JWT",
+        help="send Authorization: Bearer JWT (env SSEHUB_TOKEN)",
     )
 
 
@@ -92,8 +98,8 @@ class CommandError(Exception):
         self.status = status
 
 
-def _headers(values: list[str]) -> dict[str, str]:
-    headers = {}
+def _headers(values: list[str], token: str | None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     for value in values:
         name, colon, rest = value.partition(":")
         if not colon or not name.strip():
@@ -138,7 +144,7 @@ def _listen(args: argparse.Namespace) -> None:
     source = EventSource(
         args.url,
         params=[("topic", topic) for topic in args.topic] or None,
-        headers=_headers(args.header),
+        headers=_headers(args.header, args.token),
         last_event_id=args.last_event_id,
         timeout=args.timeout,
         on_retry=on_retry,
@@ -243,7 +249,7 @@ def _publish(args: argparse.Namespace) -> None:
     fields: dict[str, Any] = {"topic": args.topic}
     if args.event is not None:
         fields["event"] = args.event
-    headers = _headers(args.header)
+    headers = _headers(args.header, args.token)
     batches = _stdin_batches(sys.stdin) if args.data == "-" else iter([[args.data]])
     with httpx.Client(headers=headers, timeout=30.0) as client:
         for batch in batches:

@@ -13,6 +13,7 @@ from ssehub._cli_remote import add_listen_parser, add_publish_parser
 from ssehub._fanout import WRITE_INTERVAL
 
 if TYPE_CHECKING:
+    from ssehub.auth import Policy
     from ssehub.server import ServerConfig
 
 __all__ = ["main"]
@@ -39,7 +40,13 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_buffer_bytes=args.max_buffer_bytes,
         idle_timeout=args.idle_timeout,
+        metrics_token=args.metrics_token,
     )
+    try:
+        config.policy = _policy(args)
+    except (ValueError, OSError) as error:
+        print(f"ssehub serve: error: {error}", file=sys.stderr)
+        return 2
     demo = args.demo or args.command == "demo"
     try:
         backend_from_url(config.backend)
@@ -101,6 +108,67 @@ def _non_negative(kind: Callable[[str], _N]) -> Callable[[str], _N]:
 
     parse.__name__ = kind.__name__  # argparse names the type in its "invalid value" message
     return parse
+
+
+def _policy(args: argparse.Namespace) -> Policy | None:
+    """The JWT policy the options describe, or None without any key."""
+    if not (args.jwt_key or args.publisher_jwt_key or args.subscriber_jwt_key):
+        return None
+    from ssehub.auth import Policy
+
+    return Policy(
+        args.jwt_key,
+        args.jwt_algorithm,
+        publisher_key=args.publisher_jwt_key,
+        publisher_algorithm=args.publisher_jwt_algorithm,
+        subscriber_key=args.subscriber_jwt_key,
+        subscriber_algorithm=args.subscriber_jwt_algorithm,
+        allow_anonymous=args.allow_anonymous,
+        cookie_name=args.cookie_name,
+    )
+
+
+def _token(args: argparse.Namespace) -> int:
+    from ssehub.auth import mint_token
+
+    try:
+        token = mint_token(
+            args.key,
+            args.algorithm,
+            publish=args.publish,
+            subscribe=args.subscribe,
+            ttl=args.ttl or None,
+        )
+    except (ValueError, OSError) as error:
+        print(f"ssehub token: error: {error}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def _add_token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser(
+        "token",
+        help="mint a JWT with Mercure's claims (for development and tests)",
+        description="Print a JWT whose mercure claim grants publishing to and receiving the "
+        "private events of the given topic selectors (*, an exact topic, a URI template).",
+    )
+    token.add_argument(
+        "--key",
+        default=os.environ.get("SSEHUB_JWT_KEY"),
+        required="SSEHUB_JWT_KEY" not in os.environ,
+        help="HMAC secret, or PEM private key, inline or @path (env SSEHUB_JWT_KEY)",
+    )
+    token.add_argument("--algorithm", default="HS256", help="default HS256")
+    token.add_argument("--publish", action="append", default=[], metavar="SELECTOR")
+    token.add_argument("--subscribe", action="append", default=[], metavar="SELECTOR")
+    token.add_argument(
+        "--ttl",
+        type=_non_negative(float),
+        default=3600.0,
+        help="seconds until it expires (0: never; default 3600)",
+    )
+    token.set_defaults(func=_token)
 
 
 def _positive_int(text: str) -> int:
@@ -172,6 +240,34 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=1,
         help="hub processes sharing the port (SO_REUSEPORT); more than 1 needs --backend redis://",
     )
+    serve.add_argument(
+        "--jwt-key",
+        default=os.environ.get("SSEHUB_JWT_KEY"),
+        metavar="KEY",
+        help="HMAC secret or PEM public key, inline or @path: publishing and reading need a "
+        "JWT (env SSEHUB_JWT_KEY)",
+    )
+    serve.add_argument("--jwt-algorithm", default="HS256", help="the only algorithm accepted")
+    serve.add_argument("--publisher-jwt-key", metavar="KEY", help="a key for publishers only")
+    serve.add_argument("--publisher-jwt-algorithm", metavar="ALG")
+    serve.add_argument("--subscriber-jwt-key", metavar="KEY", help="a key for subscribers only")
+    serve.add_argument("--subscriber-jwt-algorithm", metavar="ALG")
+    serve.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="subscribers without a token get public events",
+    )
+    serve.add_argument(
+        "--cookie-name",
+        default="mercureAuthorization",
+        help="the cookie a browser's token is read from",
+    )
+    serve.add_argument(
+        "--metrics-token",
+        default=os.environ.get("SSEHUB_METRICS_TOKEN"),
+        metavar="TOKEN",
+        help="serve /metrics to anyone sending this bearer token (else to loopback only)",
+    )
     serve.add_argument("--demo", action="store_true", help="also run the demo pages and feeds")
     serve.set_defaults(func=_serve)
 
@@ -183,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_parser(commands)
     add_listen_parser(commands)
     add_publish_parser(commands)
+    _add_token_parser(commands)
     return parser
 
 

@@ -25,6 +25,10 @@ def main() -> None:
     parser.add_argument("--retry", type=int, default=3000)
     parser.add_argument("--cors-origin", action="append", default=[])
     parser.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
+    parser.add_argument("--jwt-key")
+    parser.add_argument("--jwt-algorithm", default="HS256")
+    parser.add_argument("--allow-anonymous", action="store_true")
+    parser.add_argument("--metrics-token")
     args = parser.parse_args()
     hub = Hub(args.backend, history=args.history)
     app = hub.asgi_app(
@@ -32,6 +36,10 @@ def main() -> None:
         retry=args.retry,
         cors_origins=tuple(args.cors_origin),
         max_body_bytes=args.max_body_bytes,
+        jwt_key=args.jwt_key,
+        jwt_algorithm=args.jwt_algorithm,
+        allow_anonymous=args.allow_anonymous,
+        metrics_token=args.metrics_token,
     )
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

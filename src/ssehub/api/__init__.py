@@ -5,6 +5,7 @@ into a `Request`, call `Api.handle`, and turn the `Response` or `StreamReply` ba
 messages. Routes, publish parsing, stream parameters, CORS, health and metrics live here once.
 """
 
+from ssehub.api._access import Access, Authorize, is_loopback
 from ssehub.api._cors import Cors
 from ssehub.api._messages import (
     SSE_HEADERS,
@@ -27,12 +28,16 @@ from ssehub.api._publish import (
 )
 from ssehub.api._routes import Api, ApiConfig
 from ssehub.api._streams import HEARTBEAT, last_event_id, opening, stream_topics
+from ssehub.model import Audience
 
 __all__ = [
     "HEARTBEAT",
     "SSE_HEADERS",
+    "Access",
     "Api",
     "ApiConfig",
+    "Audience",
+    "Authorize",
     "Cors",
     "HTTPError",
     "Handler",
@@ -45,6 +50,7 @@ __all__ = [
     "error_response",
     "ids_body",
     "ids_response",
+    "is_loopback",
     "json_response",
     "last_event_id",
     "opening",

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
+from ssehub.model import Audience
+
 __all__ = [
     "SSE_HEADERS",
     "HTTPError",
@@ -34,19 +36,25 @@ SSE_HEADERS: tuple[tuple[str, str], ...] = (
 
 @dataclass(slots=True)
 class Request:
-    """One HTTP request: header names lower-case, repeated headers joined with ", "."""
+    """One HTTP request: header names lower-case, repeated headers joined with ", ".
+
+    `client` is the peer's address as the shell knows it ("" when it knows none).
+    """
 
     method: str
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes = b""
+    client: str = ""
 
     @classmethod
-    def parse_target(cls, method: str, target: str, headers: dict[str, str]) -> Request:
+    def parse_target(
+        cls, method: str, target: str, headers: dict[str, str], client: str = ""
+    ) -> Request:
         path, _, query_string = target.partition("?")
         query = parse_qs(query_string, keep_blank_values=True) if query_string else {}
-        return cls(method, path, query, headers)
+        return cls(method, path, query, headers, b"", client)
 
     @property
     def media_type(self) -> str:
@@ -65,11 +73,17 @@ class Response:
 
 @dataclass(slots=True)
 class StreamReply:
-    """A handler's answer meaning: make this request an event stream of these topics."""
+    """A handler's answer meaning: make this request an event stream of these topics.
+
+    `audience`: who the subscriber is as far as private events go (None: public events only).
+    `expires`: when the stream must end (its token's expiry, seconds since the epoch), or None.
+    """
 
     topics: tuple[str, ...]
     last_event_id: str | None
     headers: list[tuple[str, str]] = field(default_factory=list)
+    audience: Audience | None = None
+    expires: float | None = None
 
 
 Reply = Response | StreamReply

@@ -7,12 +7,14 @@ server and the ASGI app both delegate here, so they serve the same routes the sa
 
 from __future__ import annotations
 
+import inspect
 import mimetypes
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import PurePosixPath
 
+from ssehub.api._access import Access, Authorize, check_topics
 from ssehub.api._cors import Cors
 from ssehub.api._messages import (
     Handler,
@@ -26,6 +28,7 @@ from ssehub.api._messages import (
 from ssehub.api._metrics import CONTENT_TYPE, Traffic, metrics_text
 from ssehub.api._publish import ids_response, parse_drafts
 from ssehub.api._streams import last_event_id, stream_topics
+from ssehub.auth import Grants, Policy
 from ssehub.backends.base import StoreUnavailable
 from ssehub.hub import Hub
 from ssehub.model import Draft
@@ -43,6 +46,11 @@ class ApiConfig:
     max_body_bytes: int = 1024 * 1024
     console: bool = False  # serve the console and demo pages (src/ssehub/web) on GET
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+    # Who may publish and read (see ssehub.api._access): a JWT policy, or an app's own
+    # decision; with neither, publishing from loopback only.
+    policy: Policy | None = None
+    authorize: Authorize | None = None
+    metrics_token: str | None = None  # /metrics from anywhere with this bearer token
 
 
 class Api:
@@ -53,6 +61,7 @@ class Api:
         self.config = config
         self.traffic = traffic if traffic is not None else Traffic()
         self.cors = Cors(config.cors_origins)
+        self.access = Access(config.policy, config.authorize, self.cors, config.metrics_token)
         self.routes: dict[tuple[str, str], Handler] = {
             ("GET", "/events"): self.events,
             ("POST", "/publish"): self.publish,
@@ -79,11 +88,32 @@ class Api:
             return self.static(request)
         raise HTTPError(404, f"no route for {request.method} {request.path}")
 
-    def events(self, request: Request) -> Reply:
-        return StreamReply(stream_topics(request), last_event_id(request))
+    def events(self, request: Request) -> Reply | Awaitable[Reply]:
+        topics = stream_topics(request)
+        grants = self.access.subscriber(request)
+        if inspect.isawaitable(grants):
+            return self._events_later(request, topics, grants)
+        return _stream_reply(request, topics, grants)
+
+    async def _events_later(
+        self, request: Request, topics: tuple[str, ...], grants: Awaitable[Grants]
+    ) -> Reply:
+        return _stream_reply(request, topics, await grants)
 
     def publish(self, request: Request) -> Reply | Awaitable[Reply]:
-        return self.publish_drafts(parse_drafts(request))
+        grants = self.access.publisher(request)
+        if inspect.isawaitable(grants):
+            return self._publish_authorized_later(request, grants)
+        drafts = parse_drafts(request)
+        if grants is not None:
+            check_topics(grants, (topic for draft in drafts for topic in draft.topics))
+        return self.publish_drafts(drafts)
+
+    async def _publish_authorized_later(self, request: Request, grants: Awaitable[Grants]) -> Reply:
+        drafts = parse_drafts(request)
+        check_topics(await grants, (topic for draft in drafts for topic in draft.topics))
+        reply = self.publish_drafts(drafts)
+        return reply if isinstance(reply, Response | StreamReply) else await reply
 
     def publish_drafts(self, drafts: list[Draft]) -> Reply | Awaitable[Reply]:
         """Publish validated, encoded publications (`Publication.draft`); answer their ids."""
@@ -105,6 +135,7 @@ class Api:
         return json_response({"status": "ok"})
 
     async def metrics(self, request: Request) -> Reply:
+        self.access.may_read_metrics(request)
         try:
             text = await metrics_text(self.hub, self.traffic)
         except StoreUnavailable as error:
@@ -125,3 +156,12 @@ class Api:
             content_type += "; charset=utf-8"
         headers = [("Cache-Control", "no-cache")]
         return Response(200, resource.read_bytes(), content_type, headers)
+
+
+def _stream_reply(request: Request, topics: tuple[str, ...], grants: Grants | None) -> StreamReply:
+    return StreamReply(
+        topics,
+        last_event_id(request),
+        audience=grants,
+        expires=None if grants is None else grants.exp,
+    )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from ssehub.api import (
     Api,
     ApiConfig,
+    Authorize,
     HTTPError,
     Response,
     StreamReply,
@@ -16,6 +17,7 @@ from ssehub.api import (
 )
 from ssehub.asgi._responses import HubStreamResponse
 from ssehub.asgi._scope import Receive, Scope, Send, request_of
+from ssehub.auth import DEFAULT_ALGORITHM, Policy
 from ssehub.hub import Hub
 
 __all__ = ["HubApp", "hub_app"]
@@ -26,8 +28,13 @@ class HubApp:
 
     `GET /events`, `POST /publish`, `GET /healthz`, `GET /metrics`, CORS for `cors_origins`
     (see docs/CONTRACTS.md), with the console and demo pages too when `console=True`. Mount it
-    (`app.mount("/sse", hub.asgi_app())`) or serve it alone; served alone, its lifespan starts
-    and closes the hub.
+    (`app.mount("/sse", hub.asgi_app(jwt_key=...))`) or serve it alone; served alone, its
+    lifespan starts and closes the hub.
+
+    Who may publish and read, as `ssehub serve` decides it: `jwt_key` (and `jwt_algorithm`,
+    `allow_anonymous`) or a ready `policy` for Mercure-style JWTs; or `authorize(request)`,
+    the app's own decision, returning `ssehub.auth.Grants` (or an awaitable of them); with
+    none of these, publishing from loopback addresses only and public events for everyone.
     """
 
     def __init__(
@@ -41,10 +48,20 @@ class HubApp:
         max_body_bytes: int = 1024 * 1024,
         cors_origins: tuple[str, ...] = (),
         console: bool = False,
+        jwt_key: str | bytes | None = None,
+        jwt_algorithm: str = DEFAULT_ALGORITHM,
+        allow_anonymous: bool = False,
+        policy: Policy | None = None,
+        authorize: Authorize | None = None,
+        metrics_token: str | None = None,
     ) -> None:
         self.hub = hub
         self.send_timeout = send_timeout
         self.max_pending_bytes = max_pending_bytes
+        if jwt_key is not None:
+            if policy is not None:
+                raise ValueError("give jwt_key or policy, not both")
+            policy = Policy(jwt_key, jwt_algorithm, allow_anonymous=allow_anonymous)
         self.api = Api(
             hub,
             ApiConfig(
@@ -53,6 +70,9 @@ class HubApp:
                 cors_origins=tuple(cors_origins),
                 max_body_bytes=max_body_bytes,
                 console=console,
+                policy=policy,
+                authorize=authorize,
+                metrics_token=metrics_token,
             ),
         )
 
@@ -109,6 +129,8 @@ class HubApp:
             self.hub,
             reply.topics,
             reply.last_event_id,
+            audience=reply.audience,
+            expires=reply.expires,
             heartbeat=config.heartbeat,
             retry=config.retry,
             send_timeout=self.send_timeout,

@@ -19,6 +19,7 @@ __all__ = [
     "ABANDON",
     "DISCONNECT",
     "END_OF_SOURCE",
+    "EXPIRED",
     "FAILED",
     "OVERFLOW",
     "SHUTDOWN",
@@ -35,6 +36,7 @@ _PRODUCER_AHEAD: Final = 64 * 1024
 END_OF_SOURCE: Final = "end of source"
 DISCONNECT: Final = "client disconnected"
 SHUTDOWN: Final = "server shutdown"
+EXPIRED: Final = "token expired"  # a clean end: what is pending goes first
 OVERFLOW: Final = "client too slow: too many bytes pending"
 STALLED: Final = "client too slow: send timed out"
 FAILED: Final = "source failed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -10,6 +11,7 @@ from ssehub._items import encode_item
 from ssehub.api import SSE_HEADERS, opening
 from ssehub.asgi._engine import (
     END_OF_SOURCE,
+    EXPIRED,
     FAILED,
     OVERFLOW,
     STALLED,
@@ -21,7 +23,7 @@ from ssehub.asgi._scope import Receive, Scope, Send
 from ssehub.asgi._scope import last_event_id as resume_point
 from ssehub.asgi._shutdown import register, unregister
 from ssehub.hub import Hub
-from ssehub.model import topic_tuple
+from ssehub.model import Audience, topic_tuple
 
 if TYPE_CHECKING:
     from starlette.background import BackgroundTask
@@ -208,7 +210,11 @@ async def _in_executor(iterable: Iterable[object]) -> AsyncIterator[object]:
 
 
 class HubStreamResponse(_StreamResponse):
-    """A stream of hub topics, with replay or reset from `last_event_id` (see `hub_stream`)."""
+    """A stream of hub topics, with replay or reset from `last_event_id` (see `hub_stream`).
+
+    Private events reach it when `audience` may receive them; it ends at `expires` (seconds
+    since the epoch: its token's expiry), when given.
+    """
 
     def __init__(
         self,
@@ -216,6 +222,8 @@ class HubStreamResponse(_StreamResponse):
         topics: Sequence[str],
         last_event_id: str | None,
         *,
+        audience: Audience | None = None,
+        expires: float | None = None,
         heartbeat: float | None = 15.0,
         retry: int = 3000,
         send_timeout: float | None = 10.0,
@@ -235,6 +243,9 @@ class HubStreamResponse(_StreamResponse):
         self.last_event_id = last_event_id
         self.retry = retry
         self.max_pending_bytes = max_pending_bytes
+        self.audience = audience
+        self.expires = expires
+        self._expiry: asyncio.TimerHandle | None = None
 
     def _new_outbox(self) -> Outbox:
         return Outbox(self.max_pending_bytes)
@@ -243,12 +254,19 @@ class HubStreamResponse(_StreamResponse):
         hub = self.hub
         await hub.start()
         outbox.write(opening(self.retry))
+        if self.expires is not None:
+            delay = max(0.0, self.expires - time.time())
+            self._expiry = asyncio.get_running_loop().call_later(delay, outbox.finish, EXPIRED)
         if self.last_event_id is None:
-            hub.open_stream(outbox, self.topics, outbox.write)
+            hub.open_stream(outbox, self.topics, outbox.write, self.audience)
         else:
-            await hub.resume_stream(outbox, self.topics, outbox.write, self.last_event_id)
+            await hub.resume_stream(
+                outbox, self.topics, outbox.write, self.last_event_id, self.audience
+            )
 
     async def _stop(self, outbox: Outbox) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         if outbox.end in (OVERFLOW, STALLED):
             self.hub.stats.slow_dropped += 1
         self.hub.remove(outbox, self.topics)
@@ -260,6 +278,7 @@ def hub_stream(
     topics: str | Iterable[str],
     *,
     last_event_id: str | None = None,
+    audience: Audience | None = None,
     heartbeat: float | None = 15.0,
     retry: int = 3000,
     send_timeout: float | None = 10.0,
@@ -271,13 +290,17 @@ def hub_stream(
     The app authenticates and chooses the topics; the client resumes with its Last-Event-ID
     (header or `?last_event_id=`), read from `request` (a Starlette/FastAPI Request or an ASGI
     scope) unless `last_event_id` is given: missed events are replayed, or an `event: reset`
-    says the gap cannot be filled. Raises ValueError for an invalid topic.
+    says the gap cannot be filled. Private events on those topics arrive only when `audience`
+    (`ssehub.auth.Grants`, say `Grants(subscribe=["user.42"])`) may receive them; the stream
+    ends at the audience's `exp`, if it has one. Raises ValueError for an invalid topic.
     """
     resume_from = last_event_id if last_event_id is not None else resume_point(request)
     return HubStreamResponse(
         hub,
         topic_tuple(topics),
         resume_from,
+        audience=audience,
+        expires=getattr(audience, "exp", None),
         heartbeat=heartbeat,
         retry=retry,
         send_timeout=send_timeout,

@@ -31,8 +31,12 @@ def request_of(scope: Scope, body: bytes = b"") -> Request:
         value = raw_value.decode("latin-1")
         headers[name] = value if name not in headers else f"{headers[name]}, {value}"
     query = scope.get("query_string", b"").decode("latin-1")
+    client = scope.get("client")
     request = Request.parse_target(
-        scope.get("method", "GET"), f"{_route_path(scope)}?{query}", headers
+        scope.get("method", "GET"),
+        f"{_route_path(scope)}?{query}",
+        headers,
+        str(client[0]) if client else "",
     )
     request.body = body
     return request

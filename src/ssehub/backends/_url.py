@@ -33,8 +33,10 @@ def backend_from_url(
             raise ValueError(f"backend {url!r} names no file: use sqlite:///relative/path.db")
         return Backend(SqliteStore(path, history, history_ttl), LocalBroker())
     if scheme in ("redis", "rediss"):
-        from ssehub.backends.redis import redis_backend
-
+        try:
+            from ssehub.backends.redis import redis_backend
+        except ImportError as error:  # redis-py is an extra: pip install 'ssehub[redis]'
+            raise ValueError(str(error)) from None
         return redis_backend(url, history=history, history_ttl=history_ttl)
     raise ValueError(
         f"unknown backend {url!r}: use memory, sqlite:///path.db or redis://host:port/db"

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ssehub.api import HEARTBEAT, Api, Traffic
+from ssehub.api import HEARTBEAT, Api, Traffic, is_loopback
+from ssehub.auth import AuthError, find_token
 from ssehub.hub import Hub
 from ssehub.server._config import ServerConfig
 from ssehub.server._protocol import HttpProtocol, PublishGroup
@@ -42,6 +43,24 @@ class ServerState:
     def connection_closed(self) -> None:
         if self.closing and not self.connections:
             self.all_closed.set()
+
+    def fast_path_for(self, client: str) -> bool:
+        """Whether a connection from `client` may publish through the C fast path: always under
+        a policy (which then judges each publish: `may_publish_plain`), else only from
+        loopback, the only peers that may publish without one."""
+        return self.config.policy is not None or is_loopback(client)
+
+    def may_publish_plain(self, authorization: str | None, topic: str) -> bool:
+        """Under a policy: whether a fast-path publish with this Authorization header may go
+        out; if not, the general path reads it again and answers it (401 or 403)."""
+        policy = self.config.policy
+        assert policy is not None
+        found = find_token({"authorization": authorization} if authorization else {}, {})
+        try:
+            grants = policy.publisher(found.token if found else None)
+        except AuthError:
+            return False
+        return grants.may_publish(topic)
 
 
 async def _heartbeats(state: ServerState) -> None:
@@ -126,6 +145,12 @@ def serve(config: ServerConfig, **kwargs: object) -> None:
 
     def announce(host: str, port: int) -> None:
         print(f"ssehub serving on http://{host}:{port}/", file=sys.stderr, flush=True)
+        if config.policy is None:
+            print(
+                "ssehub: no --jwt-key: publishes are accepted from loopback addresses only",
+                file=sys.stderr,
+                flush=True,
+            )
 
     kwargs.setdefault("ready", announce)
     coroutine = run(config, **kwargs)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ssehub._fanout import WRITE_INTERVAL
 from ssehub.api import ApiConfig, Handler
+from ssehub.auth import Policy
 from ssehub.hub import Hub
 
 __all__ = ["ServerConfig"]
@@ -31,10 +32,10 @@ class ServerConfig:
     shutdown_grace: float = 1.0
     # Listen with SO_REUSEPORT, so that several processes share the port (`--workers`).
     reuse_port: bool = False
-    # The publish fast path (C) reads only the headers it knows, and declines a request with
-    # any other (Authorization, Cookie, ...) to the general path. Set whenever an authorization
-    # policy is active, so that nothing the policy would judge is published without it.
-    strict_fast_path: bool = False
+    # Who may publish and read (see ssehub.api._access): a JWT policy; without one, publishing
+    # from loopback only. /metrics from anywhere with the metrics token, else loopback only.
+    policy: Policy | None = None
+    metrics_token: str | None = None
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
 
     def new_hub(self) -> Hub:
@@ -54,4 +55,6 @@ class ServerConfig:
             max_body_bytes=self.max_body_bytes,
             console=self.console,
             extra_routes=self.extra_routes,
+            policy=self.policy,
+            metrics_token=self.metrics_token,
         )

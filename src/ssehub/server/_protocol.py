@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 import httptools
 
 from ssehub.api import (
+    Audience,
     HTTPError,
     Request,
     Response,
@@ -58,8 +60,11 @@ class HttpProtocol(asyncio.Protocol):
         "_body",
         "_body_bytes",
         "_busy",
+        "_client",
         "_deadline",
+        "_expiry",
         "_failure",
+        "_fast_path",
         "_header_bytes",
         "_headers",
         "_keep_alive",
@@ -95,6 +100,9 @@ class HttpProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._deadline = 0.0  # when an unfinished request times out; 0 while none is awaited
         self._failure: HTTPError | None = None  # for a request that could not be parsed
+        self._client = ""  # the peer's address
+        self._fast_path = False  # may plain publishes take the C fast path (see connection_made)
+        self._expiry: asyncio.TimerHandle | None = None  # ends a stream when its token expires
 
     # -- connection events --------------------------------------------------------------------
 
@@ -110,6 +118,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         state.connections.add(self)
         state.traffic.connections += 1
+        peer = transport.get_extra_info("peername")
+        self._client = peer[0] if isinstance(peer, tuple) else ""
+        self._fast_path = parse_plain_publish is not None and state.fast_path_for(self._client)
         self._wait_for_request()
 
     def _wait_for_request(self) -> None:
@@ -132,6 +143,8 @@ class HttpProtocol(asyncio.Protocol):
             state.traffic.open_streams -= 1
         if self._task is not None:
             self._task.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
         self.parser = None
         state.connection_closed()
 
@@ -148,7 +161,7 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.parser is None or self.topics:
             return  # a stream's peer has nothing more to say; EOF is noticed by connection_lost
-        if parse_plain_publish is not None and not (self._partial or self._queue or self._busy):
+        if self._fast_path and not (self._partial or self._queue or self._busy):
             data = self._publish_plain(data)
             if not data:
                 return
@@ -221,7 +234,9 @@ class HttpProtocol(asyncio.Protocol):
         assert self.parser is not None
         self._partial = False
         method = self.parser.get_method().decode("ascii")
-        request = Request.parse_target(method, self._url.decode("latin-1"), self._headers)
+        request = Request.parse_target(
+            method, self._url.decode("latin-1"), self._headers, self._client
+        )
         body = self._body
         request.body = body[0] if len(body) == 1 else b"".join(body)
         self._deadline = 0.0
@@ -243,15 +258,24 @@ class HttpProtocol(asyncio.Protocol):
         (C) reads exactly those and declines everything else, which the general path then reads.
         A publish it reads joins this turn's `PublishGroup`, which answers it; until then the
         connection is busy, and what it pipelined after the publish waits in httptools' queue.
+
+        With an authorization policy, the C code declines any header it does not know and hands
+        back the Authorization header; the policy then judges it here with the same code as the
+        general path (a verified token is cached), and anything it would refuse is declined, so
+        that the general path answers it with the same 401 or 403.
         """
         assert parse_plain_publish is not None
-        config = self.state.config
+        state = self.state
+        config = state.config
+        policy = config.policy
         fields = parse_plain_publish(
-            data, 0, config.max_header_bytes, config.max_body_bytes, config.strict_fast_path
+            data, 0, config.max_header_bytes, config.max_body_bytes, policy is not None
         )
         if fields is None:
             return data
-        end, keep_alive, topic, text, event, retry, encoded = fields
+        end, keep_alive, topic, text, event, retry, encoded, authorization = fields
+        if policy is not None and not state.may_publish_plain(authorization, topic):
+            return data
         self._busy = True
         self._deadline = 0.0
         if not keep_alive:
@@ -401,16 +425,22 @@ class HttpProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=state.config.max_buffer_bytes)
         head = stream_head([*reply.headers, *state.api.cors.headers(request)])
         transport.write(head + opening(state.config.retry))
+        self._client = ""
+        if reply.expires is not None:
+            # The token's expiry ends the stream (a clean end: what is buffered goes first);
+            # the client comes back with a fresh token, so a revoked grant lasts no longer.
+            delay = max(0.0, reply.expires - time.time())
+            self._expiry = asyncio.get_running_loop().call_later(delay, transport.close)
         if reply.last_event_id is None:
-            state.hub.open_stream(self, self.topics, transport.write)
+            state.hub.open_stream(self, self.topics, transport.write, reply.audience)
         else:
-            self._task = asyncio.ensure_future(self._resume(reply.last_event_id))
+            self._task = asyncio.ensure_future(self._resume(reply.last_event_id, reply.audience))
 
-    async def _resume(self, last_event_id: str) -> None:
+    async def _resume(self, last_event_id: str, audience: Audience | None) -> None:
         assert self.transport is not None
         write = self.transport.write
         try:
-            await self.state.hub.resume_stream(self, self.topics, write, last_event_id)
+            await self.state.hub.resume_stream(self, self.topics, write, last_event_id, audience)
         except Exception:
             log.exception("replay failed; closing the stream so the client retries")
             self.transport.close()

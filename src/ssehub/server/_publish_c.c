@@ -87,6 +87,8 @@ parse_digits(const char *s, Py_ssize_t n, Py_ssize_t max_digits)
 typedef struct {
     Py_ssize_t content_length; /* -1 until the header is seen */
     int keep_alive;
+    const char *authorization; /* strict: the Authorization value, NULL until seen */
+    Py_ssize_t authorization_n;
 } Head;
 
 enum { GIVE_UP = 0, OK = 1 };
@@ -107,8 +109,9 @@ form_media_type(const char *s, Py_ssize_t n)
 /* One header line's meaning for the fast path: OK to go on, GIVE_UP to leave the request to the
  * general path. Headers that change how the request is framed or answered (chunked bodies,
  * Expect, CORS, upgrades) and repeated framing headers send it there. With `strict` (the server
- * has an authorization policy), so does every header this file does not know: Authorization,
- * Cookie and anything else the policy may judge are for the general path alone. */
+ * has an authorization policy), so does every header this file does not know (Cookie, the
+ * proxy headers, ...), but one: a single Authorization header, whose value is handed back for
+ * the policy to judge, with the same code as on the general path. */
 static int
 read_header(Head *head, const char *name, Py_ssize_t name_n, const char *value, Py_ssize_t n,
             unsigned *seen, int strict)
@@ -148,6 +151,15 @@ read_header(Head *head, const char *name, Py_ssize_t name_n, const char *value, 
         equals_lower(name, name_n, "proxy-connection")) {
         return GIVE_UP;
     }
+    if (strict && equals_lower(name, name_n, "authorization")) {
+        if (*seen & 8) {
+            return GIVE_UP;
+        }
+        *seen |= 8;
+        head->authorization = value;
+        head->authorization_n = n;
+        return OK;
+    }
     if (strict && !(equals_lower(name, name_n, "host") || equals_lower(name, name_n, "user-agent") ||
                     equals_lower(name, name_n, "accept") ||
                     equals_lower(name, name_n, "accept-encoding"))) {
@@ -169,6 +181,8 @@ read_head(const char *p, const char *end, Py_ssize_t max_head, int strict, Head 
     unsigned seen = 0;
     head->content_length = -1;
     head->keep_alive = 1; /* HTTP/1.1: persistent unless the client says close */
+    head->authorization = NULL;
+    head->authorization_n = 0;
     for (;;) {
         if (limit - q < 2) {
             return GIVE_UP; /* incomplete, or a head over the limit: the general path answers 431 */
@@ -354,7 +368,7 @@ read_form(const char *p, const char *end, PyObject *fields[FIELDS], long long *r
 /* The result tuple for valid values; None where ssehub.model would refuse them (a topic that is
  * not a topic name, an empty event type or one with a line break). */
 static PyObject *
-publication(int keep_alive, Py_ssize_t end, PyObject *topic, PyObject *data, PyObject *type,
+publication(const Head *head, Py_ssize_t end, PyObject *topic, PyObject *data, PyObject *type,
             long long retry)
 {
     Py_ssize_t topic_n, data_n, type_n;
@@ -376,22 +390,29 @@ publication(int keep_alive, Py_ssize_t end, PyObject *topic, PyObject *data, PyO
     }
     PyObject *retry_value = retry >= 0 ? PyLong_FromLongLong(retry) : Py_NewRef(Py_None);
     PyObject *end_value = PyLong_FromSsize_t(end);
-    PyObject *result = PyTuple_New(7);
-    if (retry_value == NULL || end_value == NULL || result == NULL) {
+    /* Latin-1, as the general path decodes header values. */
+    PyObject *authorization =
+        head->authorization != NULL
+            ? PyUnicode_DecodeLatin1(head->authorization, head->authorization_n, NULL)
+            : Py_NewRef(Py_None);
+    PyObject *result = PyTuple_New(8);
+    if (retry_value == NULL || end_value == NULL || authorization == NULL || result == NULL) {
         Py_DECREF(encoded);
         Py_XDECREF(retry_value);
         Py_XDECREF(end_value);
+        Py_XDECREF(authorization);
         Py_XDECREF(result);
         return NULL;
     }
     /* PyTuple_SET_ITEM steals a reference: new ones for what the caller still owns. */
     PyTuple_SET_ITEM(result, 0, end_value);
-    PyTuple_SET_ITEM(result, 1, Py_NewRef(keep_alive ? Py_True : Py_False));
+    PyTuple_SET_ITEM(result, 1, Py_NewRef(head->keep_alive ? Py_True : Py_False));
     PyTuple_SET_ITEM(result, 2, Py_NewRef(topic));
     PyTuple_SET_ITEM(result, 3, Py_NewRef(data));
     PyTuple_SET_ITEM(result, 4, Py_NewRef(type));
     PyTuple_SET_ITEM(result, 5, retry_value);
     PyTuple_SET_ITEM(result, 6, encoded);
+    PyTuple_SET_ITEM(result, 7, authorization);
     return result;
 }
 
@@ -435,7 +456,7 @@ publish_parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (fields[RETRY] == NULL) {
             retry = -1;
         }
-        result = publication(head.keep_alive, body_end - buffer, fields[TOPIC],
+        result = publication(&head, body_end - buffer, fields[TOPIC],
                              fields[DATA] != NULL ? fields[DATA] : str_empty,
                              fields[EVENT] != NULL ? fields[EVENT] : str_message, retry);
     }
@@ -452,9 +473,11 @@ static PyMethodDef publish_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))publish_parse, METH_FASTCALL,
      "parse(data, start, max_head, max_body, strict, /)\n--\n\n"
      "The plain form publish at data[start:] as\n"
-     "(end, keep_alive, topic, data, event, retry, encoded_event), or None when it is\n"
-     "anything else, invalid or incomplete: then the general path reads it. With strict,\n"
-     "a request carrying any header the fast path does not know is declined too."},
+     "(end, keep_alive, topic, data, event, retry, encoded_event, authorization), or None\n"
+     "when it is anything else, invalid or incomplete: then the general path reads it.\n"
+     "With strict, a request carrying any header the fast path does not know but one\n"
+     "Authorization (whose value is handed back) is declined too; without, authorization\n"
+     "is None."},
     {NULL, NULL, 0, NULL},
 };
 

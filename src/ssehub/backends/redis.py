@@ -1,0 +1,629 @@
+"""History and delivery through Redis: any number of hub processes, on any number of machines.
+
+Keys (`prefix` is "ssehub" unless the URL says `?prefix=...`):
+
+- `<prefix>:state`: a hash: `epoch` (see below), `n` (the last number issued in the epoch) and
+  `last` (the newest event's id, absent before the first).
+- `<prefix>:log`: one stream of every event in id order, bounded (`MAXLEN ~ log_length`). Every
+  hub process follows it with `XREAD BLOCK` on a connection of its own and delivers what it reads
+  to its subscribers: each process reads each event once, whoever published it, and Redis stays
+  off the per-subscriber path.
+- `<prefix>:topic:<topic>`: a stream per topic, its history (`MAXLEN ~ history`; the key expires
+  `history_ttl` after the topic's newest event, and older entries are not replayed).
+- `<prefix>:topics`: a hash, each topic's newest event id. With the id of the topic's previous
+  event, which each history entry holds (`p`), it tells a replay whether anything between the
+  resume point and what is retained has been trimmed or has expired: a reset, never a gap.
+
+An event id is `<epoch>-<n>`, which is also the event's entry id in every stream it is in. One Lua
+script per publish batch takes the numbers and appends to the log and to the topics' histories,
+atomically. `Record.seq` is `epoch << 64 | n`.
+
+The epoch is the Redis clock (ms) when the state was created. When Redis loses its data (a restart
+without persistence, FLUSHALL, a failover to an empty replica) the next publish creates a new
+epoch, later than the old one (than what this process has seen, and than anything left in the
+log): every new id sorts after every old one, so the processes following the log go on delivering
+and seqs keep growing; and a resume from an id of another epoch gets a reset, rather than being
+mistaken for a place in the new history.
+
+Keep Redis from evicting these keys (`maxmemory-policy noeviction`, or `volatile-*`): history
+evicted is answered with resets, but the state evicted starts a new epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as error:  # pragma: no cover - depends on the installation
+    raise ImportError("the Redis backend needs redis-py: pip install 'ssehub[redis]'") from error
+
+from ssehub.backends.base import Backend, Broker, RecordsCallback, Store, StoreUnavailable
+from ssehub.model import Draft, EventId, Record, Replay
+from ssehub.wire import Event, encode
+
+__all__ = ["RedisBroker", "RedisStore", "redis_backend"]
+
+log = logging.getLogger("ssehub.redis")
+
+T = TypeVar("T")
+
+#: An id this store issued: `<epoch>-<n>`, both decimal (a stream entry id: 64 bits each).
+_ID = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
+
+#: (epoch, n): ids compare as these tuples do, as Redis compares stream entry ids.
+Position = tuple[int, int]
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+DEFAULT_PREFIX = "ssehub"
+DEFAULT_LOG_LENGTH = 10_000
+SOCKET_TIMEOUT = 5.0  # seconds: a dead Redis is noticed within this (`?socket_timeout=` to change)
+BLOCK = 1.0  # seconds an XREAD waits for new events; less than the socket timeout
+READ_COUNT = 1000  # events per XREAD at most, delivered as one batch
+BACKOFF = (0.05, 1.0)  # the broker's delay between attempts to reach Redis: first, longest
+CATCH_UP_TIMEOUT = 5.0  # how long a replay waits for this process to read up to the resume point
+
+# KEYS: state, the topics' last ids, log, then the batch's topic streams.
+# ARGV: topic stream MAXLEN, ttl (ms, 0: none), log MAXLEN, the smallest epoch a new state may
+# have (one more than the caller has seen), the number of topic streams and their topics, the
+# number of events; then for each event: its number of topics, their indexes in KEYS, its topics
+# (space-separated), data, event, retry, private ("1" or "0").
+# Returns the epoch, the first event's n, and the time (ms) stored with the events.
+_PUBLISH = r"""#!lua
+local state, lasts, log = KEYS[1], KEYS[2], KEYS[3]
+
+local function fmt(x) return string.format('%.0f', x) end
+local function parse(id)
+  local e, n = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(e), tonumber(n)
+end
+
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+local saved = redis.call('HMGET', state, 'epoch', 'n', 'last')
+local epoch, n, last = tonumber(saved[1]), tonumber(saved[2]), saved[3] or ''
+if not epoch or not n then
+  -- No state (Redis lost it): a new epoch, later than the caller's and than the log's.
+  epoch, n, last = math.max(now, tonumber(ARGV[4])), 0, ''
+  local newest = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
+  if newest then
+    local e = parse(newest[1])
+    if e and e >= epoch then epoch = e + 1 end
+  end
+  redis.call('HSET', state, 'epoch', fmt(epoch), 'n', '0')
+  redis.call('HDEL', state, 'last')
+end
+local epoch_text = fmt(epoch)
+
+local at = 5
+local names = {}
+for i = 1, tonumber(ARGV[at]) do names[3 + i] = ARGV[at + i] end
+at = at + tonumber(ARGV[at]) + 1
+local count = tonumber(ARGV[at])
+at = at + 1
+if count == 0 then return {epoch_text, fmt(n), fmt(now)} end
+
+-- The newest event on a topic stream, if it is of this epoch; anything else there is left from
+-- a history Redis partly lost, which no id of this epoch can resume into: it goes.
+local function newest_on(index)
+  local prev = redis.call('HGET', lasts, names[index])
+  if prev then
+    local e = parse(prev)
+    if e == epoch then return prev end
+  end
+  local key = KEYS[index]
+  local entry = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  if entry then
+    local e, m = parse(entry[1])
+    if e == epoch and m < n then return entry[1] end
+    redis.call('DEL', key)
+  end
+  return ''
+end
+
+local first = n + 1
+local previous = {}
+for _ = 1, count do
+  local key_count = tonumber(ARGV[at])
+  local keys = {}
+  for j = 1, key_count do keys[j] = tonumber(ARGV[at + j]) end
+  at = at + key_count + 1
+  local topics, data, event, retry = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  local private = ARGV[at + 4]
+  at = at + 5
+  n = n + 1
+  local id = epoch_text .. '-' .. fmt(n)
+  redis.call('XADD', log, 'MAXLEN', '~', ARGV[3], id,
+    'o', topics, 'd', data, 'e', event, 'r', retry, 'v', private, 't', now, 'p', last)
+  for _, index in ipairs(keys) do
+    local prev = previous[index]
+    if prev == nil then prev = newest_on(index) end
+    redis.call('XADD', KEYS[index], 'MAXLEN', '~', ARGV[1], id,
+      'o', topics, 'd', data, 'e', event, 'r', retry, 'v', private, 't', now, 'p', prev)
+    previous[index] = id
+  end
+  last = id
+end
+local ttl = tonumber(ARGV[2])
+for index, id in pairs(previous) do
+  redis.call('HSET', lasts, names[index], id)
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[index], ttl) end
+end
+redis.call('HSET', state, 'n', fmt(n), 'last', last)
+return {epoch_text, fmt(first), fmt(now)}
+"""
+
+
+def _parse(event_id: str | bytes) -> Position | None:
+    text = event_id.decode("ascii", "replace") if isinstance(event_id, bytes) else event_id
+    match = _ID.fullmatch(text)
+    return None if match is None else (int(match[1]), int(match[2]))
+
+
+def _seq(position: Position) -> int:
+    return position[0] << 64 | position[1]
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _record(entry_id: bytes, fields: dict[bytes, bytes]) -> Record:
+    """The record of a log or history entry, as `append` built it where it was published."""
+    position = _parse(entry_id)
+    assert position is not None, entry_id
+    data = fields[b"d"].decode()
+    event = fields[b"e"].decode()
+    retry = int(fields[b"r"]) if fields[b"r"] else None
+    topics = tuple(fields[b"o"].decode().split(" "))
+    private = fields.get(b"v") == b"1"
+    draft = Draft(topics, data, event, retry, encode(Event(data, event, None, retry)), private)
+    return Record.from_draft(draft, entry_id.decode(), _seq(position), int(fields[b"t"]) / 1000)
+
+
+class RedisConfig:
+    """What a `redis://` or `rediss://` URL says: the server (for redis-py) and the key prefix.
+
+    Takes `prefix` and `log_length` out of the query; redis-py gets the rest.
+    """
+
+    def __init__(
+        self, url: str, prefix: str | None = None, log_length: int = DEFAULT_LOG_LENGTH
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("redis", "rediss"):
+            raise ValueError(
+                f"not a Redis URL: {parts.scheme or url!r} (use redis:// or rediss://)"
+            )
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        options = dict(query)
+        prefix = options.get("prefix", DEFAULT_PREFIX if prefix is None else prefix)
+        if not prefix or any(ch.isspace() or ord(ch) < 32 for ch in prefix):
+            raise ValueError(f"prefix {prefix!r}: it must be non-empty, without spaces")
+        length = options.get("log_length", str(log_length))
+        if not (length.isascii() and length.isdigit()) or int(length) < 1:
+            raise ValueError(f"log_length {length!r}: it must be a positive integer")
+        rest = [(name, value) for name, value in query if name not in ("prefix", "log_length")]
+        self.url = urlunsplit(parts._replace(query=urlencode(rest)))
+        self.prefix = prefix
+        self.log_length = int(length)
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            raise ValueError("the port in the Redis URL is not a number") from None
+        database = parts.path.strip("/")
+        if database and not (database.isascii() and database.isdigit()):
+            raise ValueError(f"the Redis URL's path names no database number: {parts.path!r}")
+        # Where the server is, for messages: never the password.
+        self.where = f"{parts.hostname or 'localhost'}:{port}{parts.path or ''}"
+        try:
+            self.client()  # redis-py parses the URL (database, options), without connecting
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"invalid Redis URL: {_one_line(error)}") from None
+        self.state = f"{prefix}:state"
+        self.lasts = f"{prefix}:topics"
+        self.log = f"{prefix}:log"
+
+    def topic_key(self, topic: str) -> str:
+        return f"{self.prefix}:topic:{topic}"
+
+    def topic_pattern(self) -> str:
+        return re.sub(r"([*?\[\]\\])", r"\\\1", self.topic_key("")) + "*"
+
+    def client(self) -> aioredis.Redis:
+        # No retries inside redis-py: a publish must not run twice, and a dead Redis should be
+        # reported at once. (A pooled connection that died meanwhile is replaced on checkout.)
+        return aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    def block_ms(self, client: aioredis.Redis) -> int:
+        """How long an XREAD may block: well within the client's socket timeout."""
+        timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        seconds = BLOCK if not timeout else min(BLOCK, float(timeout) / 2)
+        return max(int(seconds * 1000), 1)
+
+
+class RedisStore(Store):
+    """History in Redis, shared by every hub process that uses the same server and prefix.
+
+    Meant with a `RedisBroker`, which tells the store how far this process has delivered: a
+    replay never hands over what is still on its way to the subscriber live.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        history: int = 1000,
+        history_ttl: float | None = 3600.0,
+        *,
+        prefix: str | None = None,
+        log_length: int = DEFAULT_LOG_LENGTH,
+    ) -> None:
+        if history < 0:
+            raise ValueError("history must be >= 0")
+        self.config = RedisConfig(url, prefix, log_length)
+        self._history = history
+        self._ttl_ms = max(int(history_ttl * 1000), 1) if history_ttl else 0
+        self._client: aioredis.Redis | None = None
+        self._script: Any = None
+        self._problem: str | None = None
+        # The newest epoch this process has seen: a state Redis has to recreate starts after it.
+        self._epoch = 0
+        # Where this process's broker starts reading the log (what `latest` answered first), and
+        # how far it has delivered; None without a Redis broker.
+        self._start: Position | None = None
+        self._delivered: Position | None = None
+        self._waiters: list[tuple[Position, asyncio.Future[None]]] = []
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._client is None:
+            self._client = self.config.client()
+            self._script = self._client.register_script(_PUBLISH)
+        await self._call(self._redis().ping())
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def problem(self) -> str | None:
+        return self._problem
+
+    # -- the store ----------------------------------------------------------------------------
+
+    async def latest(self) -> EventId:
+        epoch, n, _ = await self._publish([])
+        if self._start is None:
+            self._start = (epoch, n)
+        return f"{epoch}-{n}"
+
+    async def append(self, drafts: Sequence[Draft]) -> list[Record]:
+        if not drafts:
+            return []
+        epoch, first, time_ms = await self._publish(drafts)
+        time = time_ms / 1000
+        base = _seq((epoch, first))
+        return [
+            Record.from_draft(draft, f"{epoch}-{first + i}", base + i, time)
+            for i, draft in enumerate(drafts)
+        ]
+
+    async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
+        # What this process has not delivered yet is left out: it reaches the subscriber live
+        # (catch_up buffers it meanwhile), and would arrive twice if replayed as well.
+        cap = self._delivered
+        after = _parse(last_event_id)
+        if after is None:
+            return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
+        topics = list(dict.fromkeys(topics))
+        config = self.config
+        window = self._history
+        bound = f"({after[0]}-{after[1]}"  # after it, exclusive
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.time()
+        pipe.hmget(config.state, "epoch", "n")
+        for topic in topics:
+            pipe.hget(config.lasts, topic)
+            pipe.xrevrange(config.topic_key(topic), "+", bound, count=window + 1)
+        (seconds, micros), (epoch, newest), *per_topic = await self._call(pipe.execute())
+        if epoch is None or newest is None:
+            return Replay(reset=f"id {last_event_id} is from a history Redis no longer holds")
+        if after[0] != int(epoch):
+            return Replay(
+                reset=f"id {last_event_id} is from an earlier history (Redis lost its data "
+                "since); what it held is gone"
+            )
+        if after[1] > int(newest):
+            return Replay(reset=f"id {last_event_id} is newer than any event this hub published")
+        oldest_kept = seconds * 1000 + micros // 1000 - self._ttl_ms
+        found: dict[Position, Entry] = {}
+        for index, topic in enumerate(topics):
+            newest_on_topic = _parse(per_topic[2 * index] or b"")
+            entries: list[Entry] = per_topic[2 * index + 1]
+            if self._lost(after, newest_on_topic, entries, oldest_kept):
+                return Replay(
+                    reset=f"events after id {last_event_id} on topic {topic!r} are no longer "
+                    "retained"
+                )
+            for entry_id, fields in entries:
+                position = _parse(entry_id)
+                if position is not None and (cap is None or position <= cap):
+                    found.setdefault(position, (entry_id, fields))
+        if cap is not None and after > cap:
+            # The client comes from a process further along the log than this one. What this one
+            # delivers up to the resume point must reach catch_up's buffer (which drops it), not
+            # the live stream after it.
+            await self._wait_delivered(after)
+        records = [_record(*found[position]) for position in sorted(found)]
+        return Replay(records=records, after=_seq(after))
+
+    def _lost(
+        self, after: Position, newest: Position | None, entries: list[Entry], oldest_kept: int
+    ) -> bool:
+        """Whether a topic had events after `after` that its history no longer holds.
+
+        `entries` are the topic's retained events after `after`, newest first, at most one more
+        than the history; `newest` is the id of the topic's newest event, retained or not.
+        """
+        if len(entries) > self._history:
+            return True  # the oldest of them is beyond the history's count
+        if not entries:
+            return newest is not None and newest > after  # trimmed or expired, all of them
+        if self._ttl_ms and any(int(fields[b"t"]) < oldest_kept for _, fields in entries):
+            return True
+        before_oldest = _parse(entries[-1][1][b"p"])
+        return before_oldest is not None and before_oldest > after
+
+    async def history_sizes(self) -> dict[str, int]:
+        client = self._redis()
+        config = self.config
+        start = len(config.topic_key(""))
+
+        async def sizes() -> dict[str, int]:
+            pattern = config.topic_pattern()
+            keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.xlen(key)
+            lengths = await pipe.execute() if keys else []
+            return {
+                key.decode(errors="replace")[start:]: min(length, self._history)
+                for key, length in zip(keys, lengths, strict=True)
+                if length
+            }
+
+        return await self._call(sizes())
+
+    # -- inside -------------------------------------------------------------------------------
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StoreUnavailable("the Redis store is not open")
+        return self._client
+
+    async def _publish(self, drafts: Sequence[Draft]) -> tuple[int, int, int]:
+        """Run the publish script: the epoch, the first event's n (or the last n, for no
+        drafts), and the time stored with the events (ms)."""
+        config = self.config
+        keys = [config.state, config.lasts, config.log]
+        names: list[str] = []
+        indexes: dict[str, int] = {}
+        events: list[str | int] = [len(drafts)]
+        for draft in drafts:
+            events.append(len(draft.topics))
+            for topic in draft.topics:
+                index = indexes.get(topic)
+                if index is None:
+                    keys.append(config.topic_key(topic))
+                    names.append(topic)
+                    index = indexes[topic] = len(keys)  # Lua counts from 1
+                events.append(index)
+            retry = "" if draft.retry is None else str(draft.retry)
+            private = "1" if draft.private else "0"
+            events += (" ".join(draft.topics), draft.data, draft.event, retry, private)
+        head = [max(self._history, 1), self._ttl_ms, config.log_length, self._epoch + 1]
+        args = [*head, len(names), *names, *events]
+        reply = await self._call(self._script(keys=keys, args=args))
+        epoch, n, time_ms = (int(value) for value in reply)
+        self._epoch = max(self._epoch, epoch)
+        return epoch, n, time_ms
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        """Await a Redis operation; StoreUnavailable, with one line saying why, if it fails."""
+        try:
+            result = await awaitable
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            self._problem = f"Redis at {self.config.where} is unreachable: {_one_line(error)}"
+            raise StoreUnavailable(self._problem) from None
+        except RedisError as error:  # refused: out of memory, a read-only replica, ...
+            message = f"Redis at {self.config.where} refused: {_one_line(error)}"
+            raise StoreUnavailable(message) from None
+        self._problem = None
+        return result
+
+    # -- what the broker tells the store ------------------------------------------------------
+
+    def _reachable(self, problem: str | None) -> None:
+        self._problem = problem
+
+    def _delivered_up_to(self, position: Position) -> None:
+        self._delivered = position
+        self._epoch = max(self._epoch, position[0])
+        if self._waiters:
+            waiting = []
+            for target, future in self._waiters:
+                if target > position:
+                    waiting.append((target, future))
+                elif not future.done():
+                    future.set_result(None)
+            self._waiters = waiting
+
+    async def _wait_delivered(self, target: Position) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        try:
+            await asyncio.wait_for(future, CATCH_UP_TIMEOUT)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"this hub has not read the shared log up to {target[0]}-{target[1]} yet"
+            ) from None
+        finally:
+            self._waiters = [(t, f) for t, f in self._waiters if f is not future]
+
+
+class RedisBroker(Broker):
+    """Delivery through the store's log: each process follows it and delivers what it reads.
+
+    `published` does nothing: this process's events come back through the log like every other
+    process's, so each process delivers every event once, in the one order of the log.
+
+    When Redis cannot be reached the broker keeps trying (backing off up to a second), and reads
+    on from where it was: nothing stored meanwhile is missed. Meanwhile the store's `problem()`
+    says why (health checks answer 503); streams stay open.
+    """
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._client: aioredis.Redis | None = None
+        self._closing = False
+
+    async def start(self, store: Store, deliver: RecordsCallback) -> None:
+        if not isinstance(store, RedisStore):
+            raise TypeError("a RedisBroker follows the log of a RedisStore")
+        if self._task is not None:
+            return
+        self._closing = False
+        if store._start is None:
+            await store.latest()
+        start = store._start
+        assert start is not None
+        store._delivered_up_to(start)
+        self._client = client = store.config.client()
+        self._task = asyncio.create_task(self._follow(store, client, start, deliver))
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            # redis-py can swallow a cancellation that lands as a reply arrives (the read
+            # returns as if nothing happened), so the reader also checks `_closing`.
+            self._closing = True
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("the log reader failed", exc_info=task.exception())
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def published(self, records: Sequence[Record]) -> None:
+        """Nothing to do: the records come back through the log."""
+
+    async def _follow(
+        self,
+        store: RedisStore,
+        client: aioredis.Redis,
+        position: Position,
+        deliver: RecordsCallback,
+    ) -> None:
+        config = store.config
+        block_ms = config.block_ms(client)
+        delay = BACKOFF[0]
+        failing = False
+        while not self._closing:
+            try:
+                reply: Any = await client.xread(
+                    {config.log: f"{position[0]}-{position[1]}"}, count=READ_COUNT, block=block_ms
+                )
+                if not reply:
+                    position = await self._check_epoch(client, config.state, position)
+            except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as error:
+                problem = f"Redis at {config.where} is unreachable: {_one_line(error)}"
+                if not isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError)):
+                    problem = f"reading the log from Redis at {config.where}: {_one_line(error)}"
+                store._reachable(problem)
+                if not failing:
+                    log.warning("%s; retrying", problem)
+                    failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF[1])
+                continue
+            if failing:
+                log.warning("Redis at %s answers again; reading the log on", config.where)
+                failing = False
+            store._reachable(None)
+            delay = BACKOFF[0]
+            if reply and not self._closing:
+                position = self._deliver(reply[0][1], position, deliver)
+                store._delivered_up_to(position)
+
+    @staticmethod
+    def _deliver(entries: list[Entry], position: Position, deliver: RecordsCallback) -> Position:
+        records = []
+        for entry_id, fields in entries:
+            entry = _parse(entry_id)
+            if entry is None or entry <= position:
+                continue
+            previous = fields.get(b"p", b"")
+            if entry[0] != position[0]:
+                log.warning(
+                    "the log starts a new history (epoch %d): Redis lost its data, and with it "
+                    "any events it had not yet handed to this hub",
+                    entry[0],
+                )
+            elif previous and _parse(previous) != position:
+                log.error(
+                    "this hub fell behind the log by more than its length: events after "
+                    "%d-%d up to %s never reached its streams",
+                    position[0],
+                    position[1],
+                    previous.decode(errors="replace"),
+                )
+            records.append(_record(entry_id, fields))
+            position = entry
+        if records:
+            try:
+                deliver(records)
+            except Exception:
+                log.exception("delivering events failed")
+        return position
+
+    @staticmethod
+    async def _check_epoch(client: aioredis.Redis, state: str, position: Position) -> Position:
+        """On an idle log: a new history whose epoch sorts before ours (the Redis clock went
+        back) would never be read from where we are; read it from its start."""
+        epoch: Any = await client.hget(state, "epoch")
+        if epoch is not None and int(epoch) < position[0]:
+            log.warning("the log restarted at an earlier epoch (%s)", epoch.decode())
+            return (int(epoch), 0)
+        return position
+
+
+def redis_backend(url: str, *, history: int = 1000, history_ttl: float | None = 3600.0) -> Backend:
+    """The Redis store and broker that a `redis://` or `rediss://` URL names.
+
+    `redis[s]://[[user]:password@]host:port/db[?prefix=name&log_length=N]`: keys start with
+    `prefix:` ("ssehub" by default): hubs with the same prefix share events and history, others
+    are apart. `log_length` bounds the log every process follows, so how far behind a process
+    may fall. redis-py takes the other query options (`socket_timeout=`, `ssl_ca_certs=`...).
+    Nothing connects until the hub starts; ValueError (one line) for a URL that cannot work.
+    """
+    return Backend(RedisStore(url, history, history_ttl), RedisBroker())
