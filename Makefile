@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml setup.py $(wildcard src/ssehub/*.[ch] src/ssehub/*/*.c)
 	touch $(STAMP)
 
 # Debian packages the tests drive for real: Chromium for the browser tests (never a downloaded
-# browser) and nginx for the reverse-proxy tests. Installed only when missing.
+# browser), nginx for the reverse-proxy tests, redis-server for the Redis backend's tests (each
+# starts its own on a free port). Installed only when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
