@@ -172,3 +172,42 @@ def test_publish_refused_by_the_hub(start_hub: Callable[..., HubProcess]) -> Non
     assert done.returncode == 1
     assert "topic 'has space' is invalid" in done.stderr
     assert httpx.get(f"{hub.url}/healthz").status_code == 200
+
+
+def test_token_mints_and_listen_and_publish_send_it(start_hub: Callable[..., HubProcess]) -> None:
+    secret = "a-secret-of-at-least-32-bytes-for-hs256!"
+    url = start_hub("--jwt-key", secret).url
+    minted = ssehub("token", "--key", secret, "--publish", "*", "--subscribe", "t")
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    refused = ssehub("publish", "--hub", url, "--topic", "t", "no token")
+    assert refused.returncode == 1 and "no token" in refused.stderr
+    first = ssehub("publish", "--hub", url, "--topic", "t", "--token", token, "one")
+    assert first.returncode == 0, first.stderr
+    start = first.stdout.strip()
+    second = ssehub("publish", "--hub", url, "--topic", "t", "--token", token, "two")
+    assert second.returncode == 0, second.stderr
+    env_token = {**os.environ, "SSEHUB_TOKEN": token}
+    listen = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            "listen",
+            f"{url}/events",
+            "--topic",
+            "t",
+            "--last-event-id",
+            start,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_token,
+    )
+    try:
+        assert listen.stdout is not None
+        assert "two" in listen.stdout.readline()
+    finally:
+        listen.kill()
+        listen.wait()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from support.hub_process import HubProcess
 
-from ssehub.client import AsyncEventSource, EventSource
+from ssehub.client import AsyncEventSource, EventSource, SSEError
 from ssehub.wire import Event
 
 COUNT = 200
@@ -104,3 +104,23 @@ async def test_async_every_published_event_arrives_once_across_network_drops(
             published.extend(reply.json()["ids"])
     await asyncio.wait_for(task, 30)
     log.check(hub, published)
+
+
+def test_a_token_opens_a_hub_that_needs_one(start_hub: Callable[..., HubProcess]) -> None:
+    from ssehub.auth import mint_token
+
+    secret = "a-secret-of-at-least-32-bytes-for-hs256!"
+    url = start_hub("--jwt-key", secret).url
+    token = mint_token(secret, publish=["*"], subscribe=["t"], ttl=600)
+    auth = {"Authorization": f"Bearer {token}"}
+    start = httpx.post(f"{url}/publish", data={"topic": "t"}, headers=auth).json()["ids"][0]
+    private = {"topic": "t", "data": "private", "private": "on"}
+    assert httpx.post(f"{url}/publish", data=private, headers=auth).status_code == 200
+    refused = EventSource(f"{url}/events", params={"topic": "t"}, timeout=5)
+    with pytest.raises(SSEError) as error:
+        next(iter(refused))
+    assert error.value.status_code == 401
+    with EventSource(
+        f"{url}/events", params={"topic": "t"}, token=token, last_event_id=start, timeout=10
+    ) as source:
+        assert next(iter(source)).data == "private"

@@ -88,6 +88,9 @@ class SourceOptions(TypedDict, total=False):
     timeout: seconds to connect, and of read inactivity after which the source reconnects
         (servers should send comments as heartbeats); 60 by default, None waits forever.
     on_retry: `on_retry(delay_seconds, error_or_None)`, called before every reconnection wait.
+    token: a bearer token (a JWT for an ssehub or Mercure hub), sent as `Authorization:
+        Bearer <token>` with every connection; an `Authorization` from `headers` wins, so a
+        headers callable can hand in a fresh token at each reconnection.
     """
 
     method: str
@@ -99,6 +102,7 @@ class SourceOptions(TypedDict, total=False):
     max_retry_delay: float
     timeout: float | httpx.Timeout | None
     on_retry: RetryHook | None
+    token: str | None
 
 
 class ReadyState(enum.IntEnum):
@@ -236,6 +240,7 @@ class _Session:
         max_retry_delay: float = 30.0,
         timeout: float | httpx.Timeout | None = 60.0,
         on_retry: RetryHook | None = None,
+        token: str | None = None,
     ) -> None:
         if json is not None and content is not None:
             raise TypeError("pass json or content, not both")
@@ -250,6 +255,7 @@ class _Session:
         self.retry = retry
         self.max_retry_delay = max_retry_delay
         self.on_retry = on_retry
+        self.token = token
         self.ready_state = CONNECTING
         self.closed = False
         #: Called by `close()` to interrupt a reconnection wait; set by the driver.
@@ -302,6 +308,8 @@ class _Session:
     ) -> httpx.Request:
         """The request for the next connection, with the SSE headers and `Last-Event-ID`."""
         merged = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.token:
+            merged["Authorization"] = f"Bearer {self.token}"
         if headers:
             merged.update(headers)
         if self._resume_id:
