@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_publish_path.py                 # µs per publish, best of 5
     .venv/bin/python benchmarks/bench_publish_path.py --instructions  # callgrind, ~1 min
+    .venv/bin/python benchmarks/bench_publish_path.py --auth          # a JWT on every publish
 
 The server's own protocol objects (`HttpProtocol`, the `PublishGroup`, the hub, the memory
 backend, the fan-out) run on uvloop as in `ssehub serve`, fed a plain form `POST /publish` by 8
@@ -28,12 +29,14 @@ import time
 
 import uvloop
 
+from ssehub.auth import Policy, mint_token
 from ssehub.hub import Hub
 from ssehub.server import ServerConfig
 from ssehub.server._app import ServerState
 from ssehub.server._protocol import HttpProtocol
 
 PUBLISHERS = 8
+SECRET = "a-benchmark-secret-of-at-least-32-bytes"
 BODY = b"topic=bench&data=hello+world"
 REQUEST = (
     b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -66,12 +69,23 @@ class CountingTransport:
     def set_write_buffer_limits(self, high: int) -> None:
         pass
 
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else None
 
-async def publish_turns(publishes: int, rounds: int) -> list[float]:
-    """Seconds per publish for each round of `publishes` publishes."""
+
+def request(token: str | None) -> bytes:
+    auth = b"Authorization: Bearer %s\r\n" % token.encode() if token else b""
+    return REQUEST.replace(b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1\r\n" + auth)
+
+
+async def publish_turns(publishes: int, rounds: int, auth: bool = False) -> list[float]:
+    """Seconds per publish for each round of `publishes` publishes; with `auth`, under a JWT
+    policy, each request carrying a token (verified once, then found in the cache)."""
     hub = Hub()
     await hub.start()
-    state = ServerState(hub, ServerConfig())
+    policy = Policy(SECRET) if auth else None
+    raw = request(mint_token(SECRET, publish=["bench"], ttl=3600) if auth else None)
+    state = ServerState(hub, ServerConfig(policy=policy))
     subscriber = HttpProtocol(state)
     subscriber.connection_made(CountingTransport())  # type: ignore[arg-type]
     subscriber.data_received(b"GET /events?topic=bench HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -85,7 +99,7 @@ async def publish_turns(publishes: int, rounds: int) -> list[float]:
     async def turns(count: int) -> None:
         for _ in range(count):
             for data_received, _ in publishers:
-                data_received(REQUEST)
+                data_received(raw)
             await asyncio.sleep(0)  # the group is published and answered, the sweep runs
         await asyncio.sleep(0)
 
@@ -102,10 +116,11 @@ async def publish_turns(publishes: int, rounds: int) -> list[float]:
     return results
 
 
-def count_instructions(publishes: int) -> int:
+def count_instructions(publishes: int, auth: bool) -> int:
     """Instructions of a whole run of this script with `publishes` publishes, under callgrind."""
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
     argv += [__file__, "--publishes", str(publishes), "--rounds", "1"]
+    argv += ["--auth"] if auth else []
     run = subprocess.run(argv, capture_output=True, text=True, check=True)
     match = re.search(r"Collected : (\d+)", run.stderr)
     assert match, run.stderr[-2000:]
@@ -117,21 +132,25 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="count them with callgrind")
     parser.add_argument("--publishes", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--auth", action="store_true", help="a JWT policy on, a token with every publish"
+    )
     args = parser.parse_args()
     if args.instructions:
         if shutil.which("valgrind") is None:
             sys.exit("valgrind is not installed (apt-get install valgrind)")
         publishes = 16_000
-        total = count_instructions(publishes) - count_instructions(0)
+        total = count_instructions(publishes, args.auth) - count_instructions(0, args.auth)
         version = sys.version.split()[0]
         print(f"{total / publishes:,.0f} instructions per publish (callgrind, Python {version})")
         return
-    per_publish = uvloop.run(publish_turns(args.publishes, args.rounds))
+    per_publish = uvloop.run(publish_turns(args.publishes, args.rounds, args.auth))
     if args.publishes:
         implementation = "pure Python" if os.environ.get("SSEHUB_PURE_PYTHON") else "default"
         print(
             f"{min(per_publish) * 1e6:.2f} µs per publish, best of {args.rounds} "
-            f"(Python {sys.version.split()[0]}, {implementation})"
+            f"(Python {sys.version.split()[0]}, {implementation}"
+            f"{', auth on' if args.auth else ''})"
         )
 
 

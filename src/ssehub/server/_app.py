@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +22,8 @@ __all__ = ["ServerState", "run", "serve"]
 
 log = logging.getLogger("ssehub.server")
 
+_GRANTED_SIZE = 10_000  # remembered fast-path decisions; all forgotten when full
+
 
 @dataclass(eq=False)
 class ServerState:
@@ -33,6 +37,8 @@ class ServerState:
     traffic: Traffic = field(default_factory=Traffic)
     api: Api = field(init=False)
     publish_group: PublishGroup = field(init=False)
+    # (Authorization header, topic) -> until when a fast-path publish is known to be allowed.
+    _granted: dict[tuple[str | None, str], float] = field(init=False, default_factory=dict)
     now: Callable[[], float] = field(init=False)  # the event loop's clock
 
     def __post_init__(self) -> None:
@@ -52,7 +58,16 @@ class ServerState:
 
     def may_publish_plain(self, authorization: str | None, topic: str) -> bool:
         """Under a policy: whether a fast-path publish with this Authorization header may go
-        out; if not, the general path reads it again and answers it (401 or 403)."""
+        out; if not, the general path reads it again and answers it (401 or 403).
+
+        The policy decides; a yes is remembered for that header and topic until the token
+        expires, as the policy remembers a verified token, since a publisher sends the same
+        token to the same topic again and again.
+        """
+        key = (authorization, topic)
+        until = self._granted.get(key)
+        if until is not None and time.time() < until:
+            return True
         policy = self.config.policy
         assert policy is not None
         found = find_token({"authorization": authorization} if authorization else {}, {})
@@ -60,7 +75,12 @@ class ServerState:
             grants = policy.publisher(found.token if found else None)
         except AuthError:
             return False
-        return grants.may_publish(topic)
+        if not grants.may_publish(topic):
+            return False
+        if len(self._granted) >= _GRANTED_SIZE:
+            self._granted.clear()
+        self._granted[key] = math.inf if grants.exp is None else grants.exp + policy.leeway
+        return True
 
 
 async def _heartbeats(state: ServerState) -> None:
