@@ -217,7 +217,7 @@ def raw_publish(url: str, headers: list[tuple[str, str]], body: bytes) -> int:
     host, port = url.removeprefix("http://").split(":")
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
     request = (
-        f"POST /publish HTTP/1.1\r\nHost: h\r\n{head}Content-Length: {len(body)}\r\n"
+        f"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(body)}\r\n"
         "Connection: close\r\n\r\n"
     ).encode() + body
     with socket.create_connection((host, int(port)), timeout=10) as sock:

@@ -267,7 +267,11 @@ def test_bad_routes_get_json_errors(hub_url: str, method: str, path: str, status
 
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
-    [("PUT", "/publish", "POST"), ("POST", "/events", "GET"), ("DELETE", "/metrics", "GET")],
+    [
+        ("PUT", "/publish", "POST"),
+        ("POST", "/events", "GET, HEAD"),
+        ("DELETE", "/metrics", "GET, HEAD"),
+    ],
 )
 def test_a_wrong_method_gets_405_with_allow(
     hub_url: str, method: str, path: str, allow: str

@@ -38,6 +38,7 @@ http {{
       proxy_pass http://hub;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header Host $host;  # the name clients used: the hub's Host allowlist checks it
     }}
   }}
 }}

@@ -35,7 +35,7 @@ def anyio_backend() -> str:
 def test_keep_alive_and_pipelined_publishes_are_answered_in_order(hub_url: str) -> None:
     host, port = hub_url.removeprefix("http://").split(":")
     body = b"topic=t&data=x"
-    request = b"POST /publish HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (
+    request = b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (
         len(body),
         body,
     )
@@ -51,7 +51,7 @@ def test_keep_alive_and_pipelined_publishes_are_answered_in_order(hub_url: str) 
 
 
 def _raw_request(target: str, body: bytes, content_type: str = "", *, close: bool = False) -> bytes:
-    head = f"POST {target} HTTP/1.1\r\nHost: h\r\nContent-Length: {len(body)}\r\n"
+    head = f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
     if close:
         head += "Connection: close\r\n"
     if content_type:
@@ -75,7 +75,7 @@ def test_plain_form_and_general_publishes_mix_on_one_connection_in_order(
         _raw_request("/publish", b"topic=mix&data=3&retry=50"),
         _raw_request("/publish", b"topic=mix&event=a%0Ab", form),  # refused: line break
         _raw_request("/publish", b"topic=mix&topic=other&data=4", form),
-        b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         _raw_request("/publish", b"topic=mix&data=5", form),
     ]
     host, port = hub_url.removeprefix("http://").split(":")
@@ -145,7 +145,8 @@ def test_a_publisher_is_held_until_all_but_a_couple_of_its_events_are_delivered(
     subscriber = _raw_subscriber(hub_url, "paced")
     host, port = hub_url.removeprefix("http://").split(":")
     requests = b"".join(
-        b"POST /publish HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
         for body in (b"topic=paced&data=%d" % n for n in range(10))
     )
     with contextlib.ExitStack() as stack:
@@ -211,7 +212,7 @@ def _raw_subscriber(url: str, topic: str, rcvbuf: int | None = None) -> socket.s
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.connect((host, int(port)))
-    sock.sendall(f"GET /events?topic={topic} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+    sock.sendall(f"GET /events?topic={topic} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     head = b""
     while b"id: " not in head:  # registered once the position arrives
         head += sock.recv(4096)
@@ -290,7 +291,7 @@ def test_expect_100_continue_is_answered(hub_url: str) -> None:
     host, port = hub_url.removeprefix("http://").split(":")
     body = b"topic=t&data=" + b"x" * 2000
     head = (
-        b"POST /publish HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
+        b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n" % len(body)
     )
     with socket.create_connection((host, int(port))) as sock:
@@ -306,7 +307,7 @@ def test_a_connection_that_never_finishes_its_request_is_closed(
     hub = start_hub("--idle-timeout", "0.2", "--heartbeat", "0.5")
     host, port = hub.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n")  # headers never end
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
         sock.settimeout(30)
         assert sock.recv(1024) == b""  # the hub hung up
     with httpx.stream("GET", f"{hub.url}/events?topic=t") as response:

@@ -35,6 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         retry=args.retry,
         cors_origins=tuple(args.cors_origin),
+        cors_credentials=args.cors_credentials,
+        allowed_hosts=tuple(args.allowed_host),
         max_connections=args.max_connections,
         max_header_bytes=args.max_header_bytes,
         max_body_bytes=args.max_body_bytes,
@@ -218,6 +220,19 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=[],
         metavar="ORIGIN",
         help="allow this browser origin (repeatable; '*' allows any)",
+    )
+    serve.add_argument(
+        "--cors-credentials",
+        action="store_true",
+        help="let listed origins send cookies (Access-Control-Allow-Credentials)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name to answer (repeatable; default: loopback names when bound to "
+        "loopback, else any)",
     )
     serve.add_argument("--max-connections", type=int, default=10_000)
     serve.add_argument("--max-header-bytes", type=int, default=16 * 1024)

@@ -33,6 +33,7 @@ from ssehub.model import (
     EventId,
     Publication,
     Record,
+    Replay,
     draft_all,
     reset_record,
     topic_tuple,
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 __all__ = ["Hub", "HubStats", "SlowSubscriberError", "Subscription"]
 
 Reader = Callable[[Record], None]
+
+#: The longest Last-Event-ID handed to a store; a longer one gets a reset at once.
+MAX_EVENT_ID = 256
 
 
 @dataclass(slots=True)
@@ -294,7 +298,10 @@ class Hub:
         self.add_reader(key, topics, pending.append, audience)
         position = self._latest
         try:
-            replay = await self.store.replay(topics, last_event_id)
+            if len(last_event_id) > MAX_EVENT_ID:  # no store issues such ids: spare it the work
+                replay = Replay(reset=f"an id of {len(last_event_id)} characters is no id")
+            else:
+                replay = await self.store.replay(topics, last_event_id)
         finally:
             self.remove(key, topics)
         if replay.reset is not None:

@@ -25,7 +25,7 @@ def test_console_publishes_and_receives_on_several_topics(hub: DemoHub, pages: P
     page.fill("#pub-topic", "x" * 300)
     page.click("#publish")
     expect(page.locator("#publish-result")).to_contain_text(
-        "is invalid: a topic is 1 to 256 characters"
+        "is invalid: a topic is 1 to 256 printable characters"
     )
     expect(page.locator("#publish-result")).to_have_attribute("data-kind", "error")
 

@@ -7,6 +7,7 @@ messages. Routes, publish parsing, stream parameters, CORS, health and metrics l
 
 from ssehub.api._access import Access, Authorize, is_loopback
 from ssehub.api._cors import Cors
+from ssehub.api._errors import ErrorLog
 from ssehub.api._messages import (
     SSE_HEADERS,
     Handler,
@@ -39,6 +40,7 @@ __all__ = [
     "Audience",
     "Authorize",
     "Cors",
+    "ErrorLog",
     "HTTPError",
     "Handler",
     "Reply",

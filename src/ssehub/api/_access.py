@@ -74,6 +74,7 @@ class Access:
     def publisher(self, request: Request) -> Grants | Awaitable[Grants] | None:
         """The publisher's grants (None: loopback without a policy, may publish anything);
         HTTPError (401, 403) when it may not publish at all."""
+        self.cors.check_publisher(request)
         if self.policy is not None:
             found = self.policy.find_token(request.headers, request.query)
             if found is not None and found.source is TokenSource.COOKIE:

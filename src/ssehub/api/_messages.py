@@ -38,7 +38,9 @@ SSE_HEADERS: tuple[tuple[str, str], ...] = (
 class Request:
     """One HTTP request: header names lower-case, repeated headers joined with ", ".
 
-    `client` is the peer's address as the shell knows it ("" when it knows none).
+    `client` is the peer's address as the shell knows it ("" when it knows none). Query values
+    that are not UTF-8 keep their bytes as lone surrogates (`surrogateescape`): no valid topic
+    or id contains one, so they are refused rather than silently replaced.
     """
 
     method: str
@@ -47,13 +49,18 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     client: str = ""
+    http_version: str = "1.1"
 
     @classmethod
     def parse_target(
         cls, method: str, target: str, headers: dict[str, str], client: str = ""
     ) -> Request:
         path, _, query_string = target.partition("?")
-        query = parse_qs(query_string, keep_blank_values=True) if query_string else {}
+        query = (
+            parse_qs(query_string, keep_blank_values=True, errors="surrogateescape")
+            if query_string
+            else {}
+        )
         return cls(method, path, query, headers, b"", client)
 
     @property

@@ -13,6 +13,11 @@ from ssehub.model import Draft, EventId, InvalidPublication, Publication, draft_
 __all__ = ["body_too_large", "ids_body", "ids_response", "parse_drafts", "parse_publications"]
 
 _PUBLISH_FIELDS = frozenset({"topic", "data", "event", "retry", "private"})
+MAX_RETRY = 2**31 - 1  # ms: what browsers keep in a 32-bit field (about 24 days)
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON (RFC 8259 has no NaN or Infinity)")
 
 
 def body_too_large(limit: int) -> HTTPError:
@@ -36,10 +41,12 @@ def _publication(fields: dict[str, Any], where: str) -> Publication:
     if type(data) is not str:
         data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     retry = fields.get("retry")
-    if type(retry) is str and retry.isascii() and retry.isdigit():
+    if type(retry) is str and retry.isascii() and retry.isdigit() and len(retry) <= 10:
         retry = int(retry)
-    elif retry is not None and (type(retry) is not int or retry < 0):
-        raise HTTPError(400, f"{where}'retry' must be a whole number of ms", field="retry")
+    if retry is not None and (type(retry) is not int or not 0 <= retry <= MAX_RETRY):
+        raise HTTPError(
+            400, f"{where}'retry' must be a whole number of ms, at most {MAX_RETRY}", field="retry"
+        )
     private = fields.get("private", False)
     if type(private) is str:  # a form field: present means private, as in Mercure ("on")
         private = True
@@ -88,9 +95,11 @@ def parse_publications(request: Request) -> list[Publication]:
         return [_publication(_form_fields(text), "")]
     if media_type == "application/json":
         try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise HTTPError(400, f"malformed JSON: {error}") from None
+            payload = json.loads(text, parse_constant=_not_json)
+        except RecursionError:
+            raise HTTPError(400, "malformed JSON: nested too deeply") from None
+        except ValueError as error:  # JSONDecodeError, NaN, a number of over 4300 digits
+            raise HTTPError(400, f"malformed JSON: {str(error)[:200]}") from None
         if isinstance(payload, dict):
             return [_publication(payload, "")]
         if isinstance(payload, list) and payload:

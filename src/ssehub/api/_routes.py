@@ -16,7 +16,9 @@ from pathlib import PurePosixPath
 
 from ssehub.api._access import Access, Authorize, check_topics
 from ssehub.api._cors import Cors
+from ssehub.api._hosts import host_allowed
 from ssehub.api._messages import (
+    SSE_HEADERS,
     Handler,
     HTTPError,
     Reply,
@@ -43,6 +45,9 @@ class ApiConfig:
     retry: int = 3000  # the reconnect delay (ms) each stream opens with
     heartbeat: float | None = 15.0  # seconds between heartbeat comments on an idle stream
     cors_origins: tuple[str, ...] = ()
+    cors_credentials: bool = False  # Access-Control-Allow-Credentials for listed origins
+    # Host header names served (DNS rebinding); None: any. See ssehub.api._hosts.
+    allowed_hosts: frozenset[str] | None = None
     max_body_bytes: int = 1024 * 1024
     console: bool = False  # serve the console and demo pages (src/ssehub/web) on GET
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
@@ -60,7 +65,7 @@ class Api:
         self.hub = hub
         self.config = config
         self.traffic = traffic if traffic is not None else Traffic()
-        self.cors = Cors(config.cors_origins)
+        self.cors = Cors(config.cors_origins, config.cors_credentials)
         self.access = Access(config.policy, config.authorize, self.cors, config.metrics_token)
         self.routes: dict[tuple[str, str], Handler] = {
             ("GET", "/events"): self.events,
@@ -72,12 +77,31 @@ class Api:
         self._web = resources.files("ssehub") / "web"
 
     def handle(self, request: Request) -> Reply | Awaitable[Reply]:
+        host = request.headers.get("host")
+        if host is None:
+            if request.http_version == "1.1":
+                raise HTTPError(400, "missing Host header: HTTP/1.1 requires one")
+        elif self.config.allowed_hosts is not None and not host_allowed(
+            host, self.config.allowed_hosts
+        ):
+            raise HTTPError(
+                403, f"host {host!r} is not served here (see --allowed-host)", field="host"
+            )
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise HTTPError(
+                415, f"Content-Encoding {encoding!r} is not supported: send the body unencoded"
+            )
         handler = self.routes.get((request.method, request.path))
         if handler is not None:
             return handler(request)
+        if request.method == "HEAD" and ("GET", request.path) in self.routes:
+            return _head(self.routes["GET", request.path](request))
         if request.method == "OPTIONS":
             return self.cors.preflight(request)
         allowed = sorted({method for method, path in self.routes if path == request.path})
+        if "GET" in allowed:
+            allowed.append("HEAD")
         if allowed:
             raise HTTPError(
                 405,
@@ -165,3 +189,19 @@ def _stream_reply(request: Request, topics: tuple[str, ...], grants: Grants | No
         audience=grants,
         expires=None if grants is None else grants.exp,
     )
+
+
+def _head(reply: Reply | Awaitable[Reply]) -> Reply | Awaitable[Reply]:
+    """HEAD where GET works: the GET's answer, decided the same way (topics, tokens), without a
+    body; a stream's headers, without the stream."""
+    if inspect.isawaitable(reply):
+        return _head_later(reply)
+    if isinstance(reply, StreamReply):
+        return Response(200, b"", SSE_HEADERS[0][1], [*SSE_HEADERS[1:], *reply.headers])
+    return reply
+
+
+async def _head_later(reply: Awaitable[Reply]) -> Reply:
+    answer = _head(await reply)
+    assert isinstance(answer, Response)
+    return answer

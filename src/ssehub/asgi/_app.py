@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 
 from ssehub.api import (
     Api,
     ApiConfig,
     Authorize,
+    ErrorLog,
     HTTPError,
     Response,
     StreamReply,
@@ -47,6 +49,8 @@ class HubApp:
         max_pending_bytes: int = 1024 * 1024,
         max_body_bytes: int = 1024 * 1024,
         cors_origins: tuple[str, ...] = (),
+        cors_credentials: bool = False,
+        allowed_hosts: tuple[str, ...] = (),
         console: bool = False,
         jwt_key: str | bytes | None = None,
         jwt_algorithm: str = DEFAULT_ALGORITHM,
@@ -56,6 +60,7 @@ class HubApp:
         metrics_token: str | None = None,
     ) -> None:
         self.hub = hub
+        self._errors = ErrorLog(logging.getLogger("ssehub.asgi"))
         self.send_timeout = send_timeout
         self.max_pending_bytes = max_pending_bytes
         if jwt_key is not None:
@@ -68,6 +73,8 @@ class HubApp:
                 retry=retry,
                 heartbeat=heartbeat,
                 cors_origins=tuple(cors_origins),
+                cors_credentials=cors_credentials,
+                allowed_hosts=frozenset(allowed_hosts) if allowed_hosts else None,
                 max_body_bytes=max_body_bytes,
                 console=console,
                 policy=policy,
@@ -104,6 +111,9 @@ class HubApp:
                 reply = await reply
         except HTTPError as error:
             reply = error.response()
+        except Exception as error:  # a bug: answered and counted, not a traceback per request
+            self._errors.report(f"handling {request.method} {request.path}", error)
+            reply = HTTPError(500, "internal error").response()
         if isinstance(reply, StreamReply):
             await self._stream(reply, cors, scope, receive, send)
             return

@@ -39,6 +39,7 @@ def request_of(scope: Scope, body: bytes = b"") -> Request:
         str(client[0]) if client else "",
     )
     request.body = body
+    request.http_version = str(scope.get("http_version", "1.1"))
     return request
 
 

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ssehub.api import HEARTBEAT, Api, Traffic, is_loopback
+from ssehub.api import HEARTBEAT, Api, ErrorLog, Traffic, is_loopback
+from ssehub.api._hosts import host_allowed
 from ssehub.auth import AuthError, find_token
 from ssehub.hub import Hub
 from ssehub.server._config import ServerConfig
@@ -35,10 +36,12 @@ class ServerState:
     closing: bool = False
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)
     traffic: Traffic = field(default_factory=Traffic)
+    errors: ErrorLog = field(default_factory=lambda: ErrorLog(log))
     api: Api = field(init=False)
     publish_group: PublishGroup = field(init=False)
     # (Authorization header, topic) -> until when a fast-path publish is known to be allowed.
     _granted: dict[tuple[str | None, str], float] = field(init=False, default_factory=dict)
+    _hosts_served: set[str] = field(init=False, default_factory=set)
     now: Callable[[], float] = field(init=False)  # the event loop's clock
 
     def __post_init__(self) -> None:
@@ -55,6 +58,18 @@ class ServerState:
         a policy (which then judges each publish: `may_publish_plain`), else only from
         loopback, the only peers that may publish without one."""
         return self.config.policy is not None or is_loopback(client)
+
+    def host_served(self, host: str) -> bool:
+        """Whether the API answers this Host (its allowlist), for the fast path: remembered,
+        as a publisher names the same host again and again."""
+        if host in self._hosts_served:
+            return True
+        allowed = self.api.config.allowed_hosts
+        if allowed is not None and not host_allowed(host, allowed):
+            return False
+        if len(self._hosts_served) < 64:
+            self._hosts_served.add(host)
+        return True
 
     def may_publish_plain(self, authorization: str | None, topic: str) -> bool:
         """Under a policy: whether a fast-path publish with this Authorization header may go

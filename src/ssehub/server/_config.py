@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ssehub._fanout import WRITE_INTERVAL
 from ssehub.api import ApiConfig, Handler
+from ssehub.api._hosts import default_hosts
 from ssehub.auth import Policy
 from ssehub.hub import Hub
 
@@ -23,6 +24,10 @@ class ServerConfig:
     heartbeat: float = 15.0
     retry: int = 3000
     cors_origins: tuple[str, ...] = ()
+    cors_credentials: bool = False
+    # Host names answered (DNS rebinding): these, or by default loopback names when bound to
+    # loopback and any name otherwise (see ssehub.api._hosts).
+    allowed_hosts: tuple[str, ...] = ()
     console: bool = True
     max_connections: int = 10_000
     max_header_bytes: int = 16 * 1024
@@ -52,6 +57,8 @@ class ServerConfig:
             retry=self.retry,
             heartbeat=self.heartbeat,
             cors_origins=self.cors_origins,
+            cors_credentials=self.cors_credentials,
+            allowed_hosts=default_hosts(self.host, self.allowed_hosts),
             max_body_bytes=self.max_body_bytes,
             console=self.console,
             extra_routes=self.extra_routes,

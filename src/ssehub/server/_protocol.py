@@ -9,7 +9,6 @@ is gone or too slow.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable
 from functools import partial
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpProtocol", "PublishGroup"]
 
-log = logging.getLogger("ssehub.server")
 
 _T = TypeVar("_T")
 _MAX_PIPELINED = 32
@@ -172,7 +170,7 @@ class HttpProtocol(asyncio.Protocol):
             if isinstance(cause, HTTPError):
                 self._fail(cause)
             else:
-                log.exception("error while parsing a request", exc_info=cause)
+                self.state.errors.report("reading a request", cause or error)
                 self._fail(HTTPError(500, "internal error while reading the request"))
             return
         except httptools.HttpParserUpgrade:
@@ -237,6 +235,7 @@ class HttpProtocol(asyncio.Protocol):
         request = Request.parse_target(
             method, self._url.decode("latin-1"), self._headers, self._client
         )
+        request.http_version = self.parser.get_http_version()
         body = self._body
         request.body = body[0] if len(body) == 1 else b"".join(body)
         self._deadline = 0.0
@@ -273,9 +272,11 @@ class HttpProtocol(asyncio.Protocol):
         )
         if fields is None:
             return data
-        end, keep_alive, topic, text, event, retry, encoded, authorization = fields
-        if policy is not None and not state.may_publish_plain(authorization, topic):
-            return data
+        end, keep_alive, topic, text, event, retry, encoded, authorization, host = fields
+        if not state.host_served(host) or (
+            policy is not None and not state.may_publish_plain(authorization, topic)
+        ):
+            return data  # the general path answers it, as it answers any request
         self._busy = True
         self._deadline = 0.0
         if not keep_alive:
@@ -290,14 +291,15 @@ class HttpProtocol(asyncio.Protocol):
         return self.transport is None or self.transport.is_closing()
 
     def _serve_next(self) -> None:
-        if self._failure is not None:
-            if not self._busy:
-                self._send_failure()
-            return
         while self._queue and not (self._busy or self.topics or self._closing()):
             request, keep_alive = self._queue.pop(0)
             self._keep_alive = keep_alive
             self._reply(request, self.state.api.handle, request)
+        if self._failure is not None:
+            # What could not be parsed is answered after everything read before it.
+            if not (self._queue or self._busy or self.topics):
+                self._send_failure()
+            return
         if not self._queue and self.transport is not None and not self.topics:
             self.transport.resume_reading()
 
@@ -311,6 +313,10 @@ class HttpProtocol(asyncio.Protocol):
             reply = handler(argument)
         except HTTPError as error:
             self._respond(request, error.response())
+            return
+        except Exception as error:  # a bug: answered, counted, the connection goes on
+            self.state.errors.report(f"handling {request.method} {request.path}", error)
+            self._respond(request, HTTPError(500, "internal error").response())
             return
         if isinstance(reply, (Response, StreamReply)):
             self._answer(request, reply)
@@ -354,8 +360,8 @@ class HttpProtocol(asyncio.Protocol):
             reply = await pending
         except HTTPError as error:
             reply = error.response()
-        except Exception:
-            log.exception("error while handling %s %s", request.method, request.path)
+        except Exception as error:
+            self.state.errors.report(f"handling {request.method} {request.path}", error)
             reply = HTTPError(500, "internal error").response()
         self._task = None
         self._busy = False
@@ -390,14 +396,13 @@ class HttpProtocol(asyncio.Protocol):
     def _fail(self, error: HTTPError) -> None:
         """A request we cannot even parse: answer it and close, the stream is out of sync.
 
-        An answer still owed for an earlier request (a publish in this turn's group, or one
-        held back or waiting for the backend) goes out first: see `_serve_next`.
+        The requests read before it, in the same read or earlier, are answered first, and so
+        is any answer still owed (a publish in this turn's group, one held back or waiting for
+        the store): see `_serve_next`.
         """
-        self._queue.clear()
         self.parser = None
         self._failure = error
-        if not self._busy:
-            self._send_failure()
+        self._serve_next()
 
     def _send_failure(self) -> None:
         error, self._failure = self._failure, None
@@ -441,8 +446,9 @@ class HttpProtocol(asyncio.Protocol):
         write = self.transport.write
         try:
             await self.state.hub.resume_stream(self, self.topics, write, last_event_id, audience)
-        except Exception:
-            log.exception("replay failed; closing the stream so the client retries")
+        except Exception as error:
+            # The client retries and resumes: StoreUnavailable while the store is away.
+            self.state.errors.report("replaying a stream's history (closed; it retries)", error)
             self.transport.close()
         self._task = None
 

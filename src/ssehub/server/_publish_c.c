@@ -26,7 +26,8 @@
 static const char REQUEST_LINE[] = "POST /publish HTTP/1.1\r\n";
 #define REQUEST_LINE_SIZE ((Py_ssize_t)(sizeof(REQUEST_LINE) - 1))
 #define MAX_LENGTH_DIGITS 9 /* Content-Length; larger bodies are over any sensible limit */
-#define MAX_RETRY_DIGITS 18 /* fits a long long; longer values go to the general path */
+#define MAX_RETRY_DIGITS 10 /* longer values go to the general path */
+#define MAX_RETRY 2147483647LL /* ssehub.api._publish.MAX_RETRY: a larger one is refused there */
 
 static PyObject *str_message = NULL; /* "message", the event type when none is given */
 static PyObject *str_empty = NULL;   /* "", the data when none is given */
@@ -87,6 +88,8 @@ parse_digits(const char *s, Py_ssize_t n, Py_ssize_t max_digits)
 typedef struct {
     Py_ssize_t content_length; /* -1 until the header is seen */
     int keep_alive;
+    const char *host; /* the Host value, for the server's allowlist */
+    Py_ssize_t host_n;
     const char *authorization; /* strict: the Authorization value, NULL until seen */
     Py_ssize_t authorization_n;
 } Head;
@@ -146,9 +149,20 @@ read_header(Head *head, const char *name, Py_ssize_t name_n, const char *value, 
         }
         return GIVE_UP;
     }
+    if (equals_lower(name, name_n, "host")) {
+        if (*seen & 16) {
+            return GIVE_UP;
+        }
+        *seen |= 16; /* HTTP/1.1 requires it: without one, the general path answers 400 */
+        head->host = value;
+        head->host_n = n;
+        return OK;
+    }
     if (equals_lower(name, name_n, "transfer-encoding") || equals_lower(name, name_n, "expect") ||
         equals_lower(name, name_n, "origin") || equals_lower(name, name_n, "upgrade") ||
-        equals_lower(name, name_n, "proxy-connection")) {
+        equals_lower(name, name_n, "proxy-connection") ||
+        equals_lower(name, name_n, "content-encoding") ||
+        equals_lower(name, name_n, "sec-fetch-site")) {
         return GIVE_UP;
     }
     if (strict && equals_lower(name, name_n, "authorization")) {
@@ -183,13 +197,15 @@ read_head(const char *p, const char *end, Py_ssize_t max_head, int strict, Head 
     head->keep_alive = 1; /* HTTP/1.1: persistent unless the client says close */
     head->authorization = NULL;
     head->authorization_n = 0;
+    head->host = NULL;
+    head->host_n = 0;
     for (;;) {
         if (limit - q < 2) {
             return GIVE_UP; /* incomplete, or a head over the limit: the general path answers 431 */
         }
         if (q[0] == '\r' && q[1] == '\n') {
             *body = q + 2;
-            return head->content_length >= 0 ? OK : GIVE_UP;
+            return head->content_length >= 0 && (seen & 16) ? OK : GIVE_UP;
         }
         const char *name = q;
         while (q < limit && is_tchar((unsigned char)*q)) {
@@ -281,20 +297,22 @@ form_value(const char *s, Py_ssize_t n)
     return text;
 }
 
-/* ssehub.model.check_topic: 1 to 256 characters, none of them a space or a control (U+0000-U+0020,
- * U+007F). In UTF-8 those are single bytes; continuation bytes (0x80-0xBF) do not count. */
+/* ssehub.model.check_topic, for the topics this file takes: 1 to 256 printable ASCII characters
+ * (U+0021-U+007E). A topic with any other byte is left to the general path, which knows the whole
+ * rule (no Unicode spaces, separators, controls or format characters). */
 static int
 valid_topic(const char *s, Py_ssize_t n)
 {
-    Py_ssize_t characters = 0;
+    if (n < 1 || n > 256) {
+        return 0;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f) {
+        if (c <= 0x20 || c >= 0x7f) {
             return 0;
         }
-        characters += (c & 0xc0) != 0x80;
     }
-    return characters >= 1 && characters <= 256;
+    return 1;
 }
 
 enum { TOPIC, DATA, EVENT, RETRY, FIELDS };
@@ -343,7 +361,7 @@ read_form(const char *p, const char *end, PyObject *fields[FIELDS], long long *r
         Py_ssize_t n = pair_end - value;
         if (field == RETRY) {
             *retry = parse_digits(value, n, MAX_RETRY_DIGITS);
-            if (*retry < 0) {
+            if (*retry < 0 || *retry > MAX_RETRY) {
                 return GIVE_UP;
             }
             fields[RETRY] = Py_NewRef(Py_None); /* marks it seen; the number is *retry */
@@ -395,12 +413,15 @@ publication(const Head *head, Py_ssize_t end, PyObject *topic, PyObject *data, P
         head->authorization != NULL
             ? PyUnicode_DecodeLatin1(head->authorization, head->authorization_n, NULL)
             : Py_NewRef(Py_None);
-    PyObject *result = PyTuple_New(8);
-    if (retry_value == NULL || end_value == NULL || authorization == NULL || result == NULL) {
+    PyObject *host = PyUnicode_DecodeLatin1(head->host, head->host_n, NULL);
+    PyObject *result = PyTuple_New(9);
+    if (retry_value == NULL || end_value == NULL || authorization == NULL || host == NULL ||
+        result == NULL) {
         Py_DECREF(encoded);
         Py_XDECREF(retry_value);
         Py_XDECREF(end_value);
         Py_XDECREF(authorization);
+        Py_XDECREF(host);
         Py_XDECREF(result);
         return NULL;
     }
@@ -413,6 +434,7 @@ publication(const Head *head, Py_ssize_t end, PyObject *topic, PyObject *data, P
     PyTuple_SET_ITEM(result, 5, retry_value);
     PyTuple_SET_ITEM(result, 6, encoded);
     PyTuple_SET_ITEM(result, 7, authorization);
+    PyTuple_SET_ITEM(result, 8, host);
     return result;
 }
 
@@ -473,7 +495,8 @@ static PyMethodDef publish_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))publish_parse, METH_FASTCALL,
      "parse(data, start, max_head, max_body, strict, /)\n--\n\n"
      "The plain form publish at data[start:] as\n"
-     "(end, keep_alive, topic, data, event, retry, encoded_event, authorization), or None\n"
+     "(end, keep_alive, topic, data, event, retry, encoded_event, authorization, host), or\n"
+     "None"
      "when it is anything else, invalid or incomplete: then the general path reads it.\n"
      "With strict, a request carrying any header the fast path does not know but one\n"
      "Authorization (whose value is handed back) is declined too; without, authorization\n"

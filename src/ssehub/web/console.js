@@ -1,5 +1,10 @@
 /* The hub console: subscribe, watch events arrive, publish. Uses only the hub's HTTP API
- * (GET /events, POST /publish, GET /healthz) through ssehub.js. */
+ * (GET /events, POST /publish, GET /healthz) through ssehub.js.
+ *
+ * The token field (a hub with --jwt-key) is kept in sessionStorage, so it lives as long as the
+ * tab and no longer; it is read before every connection, reconnection and publish (ssehub.js's
+ * `token` option, sent as `Authorization: Bearer`), and the page's text only ever shows the
+ * start of it. */
 (function () {
   "use strict";
   var el = UI.el;
@@ -7,7 +12,8 @@
     return document.getElementById(id);
   };
   var MAX_ROWS = 500;
-  var hub = new SSEHub.Hub();
+  var TOKEN_KEY = "ssehub.console.token";
+  var hub = new SSEHub.Hub({ token: currentToken });
   var sub = null;
   var count = 0;
   var paused = false;
@@ -18,6 +24,41 @@
     return text.split(/[\s,]+/).filter(Boolean);
   }
 
+  // -- the token -----------------------------------------------------------------------------
+
+  function currentToken() {
+    return $("token").value.trim();
+  }
+
+  function storeToken() {
+    try {
+      if (currentToken()) sessionStorage.setItem(TOKEN_KEY, currentToken());
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (_) {
+      /* storage refused (privacy settings): the field still works for this page */
+    }
+  }
+
+  function restoreToken() {
+    try {
+      $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
+    } catch (_) {
+      /* as above */
+    }
+  }
+
+  /** The start of the token, for text on the page: never the whole of it. */
+  function shortToken(token) {
+    return token.slice(0, Math.min(12, Math.floor(token.length / 2))) + "…";
+  }
+
+  /** The curl -H line carrying the token (shortened), or "" without one. */
+  function tokenCurl() {
+    var token = currentToken();
+    if (!token) return "";
+    return " \\\n  -H " + UI.shellQuote("Authorization: Bearer " + shortToken(token));
+  }
+
   // -- curl equivalents ----------------------------------------------------------------------
 
   function subscribeCurl() {
@@ -26,7 +67,7 @@
     topics.forEach(function (t) {
       url.searchParams.append("topic", t);
     });
-    var line = "curl -N " + UI.shellQuote(url.href);
+    var line = "curl -N " + UI.shellQuote(url.href) + tokenCurl();
     var lastId = $("last-event-id").value.trim();
     if (lastId) line += " \\\n  -H " + UI.shellQuote("Last-Event-ID: " + lastId);
     $("curl-subscribe").textContent = line;
@@ -38,12 +79,13 @@
     var event = $("pub-event").value.trim();
     if (event && event !== "message") body.event = event;
     body.data = $("pub-data").value;
+    if ($("pub-private").checked) body.private = true;
     return body;
   }
 
   function publishCurl() {
     $("curl-publish").textContent =
-      "curl " + UI.shellQuote(new URL("publish", hub.url).href) +
+      "curl " + UI.shellQuote(new URL("publish", hub.url).href) + tokenCurl() +
       " \\\n  -H 'Content-Type: application/json' \\\n  -d " +
       UI.shellQuote(JSON.stringify(publishBody()));
   }
@@ -110,7 +152,8 @@
         "error"
       );
     } else if (state === "closed" && info.status) {
-      systemRow("closed: " + info.reason, "error");
+      // The hub's own words when it refused (401: "token has expired", "no token: ...").
+      systemRow("closed: " + info.reason + (info.message ? " — " + info.message : ""), "error");
     }
   }
 
@@ -144,11 +187,13 @@
     if (!topicsOf($("pub-topic").value).length) return;
     $("publish").disabled = true;
     hub
-      .publish(body.topic, body.data, { event: body.event })
+      .publish(body.topic, body.data, { event: body.event, private: body.private })
       .then(
         function (id) {
           result.dataset.kind = "ok";
-          result.textContent = "Published id " + id + " to " + [].concat(body.topic).join(", ");
+          result.textContent =
+            "Published id " + id + " to " + [].concat(body.topic).join(", ") +
+            (body.private ? " (private)" : "");
         },
         function (error) {
           result.dataset.kind = "error";
@@ -189,8 +234,13 @@
   ["topics", "last-event-id"].forEach(function (id) {
     $(id).addEventListener("input", subscribeCurl);
   });
-  ["pub-topic", "pub-event", "pub-data"].forEach(function (id) {
+  ["pub-topic", "pub-event", "pub-data", "pub-private"].forEach(function (id) {
     $(id).addEventListener("input", publishCurl);
+  });
+  $("token").addEventListener("input", function () {
+    storeToken();
+    subscribeCurl();
+    publishCurl();
   });
   document.querySelectorAll(".hub-origin").forEach(function (node) {
     node.textContent = hub.url.replace(/\/$/, "");
@@ -212,6 +262,7 @@
       }
     );
 
+  restoreToken();
   var query = UI.params();
   if (query.get("topics")) $("topics").value = query.get("topics").split(",").join(" ");
   if (query.get("last_event_id")) $("last-event-id").value = query.get("last_event_id");

@@ -17,15 +17,44 @@
  *   const s = new SSEHub.EventStream("/demo/chat", {method: "POST", body, headers});
  *   s.addEventListener("token", (e) => out.append(e.data));
  *
+ *   // A hub started with --jwt-key: a token (Mercure's JWT claims) for streams and publishes.
+ *   const secure = new SSEHub.Hub({token: () => fetch("/my-token").then((r) => r.text())});
+ *
+ * Authorization (hub option `token`, or per subscription / EventStream):
+ * - `token`: a string, or a function returning a string or a Promise of one. A function is
+ *   called before every connection and reconnection (and every publish), so a client whose
+ *   token expired (the hub ends a stream when its token expires) comes back with a fresh one.
+ *   An empty string, null or undefined sends no token (anonymous). A function that throws or
+ *   rejects counts as a failed connection attempt: retried after the reconnect delay.
+ * - The fetch transport, EventStream and publish send it as `Authorization: Bearer <token>`
+ *   (replacing any Authorization in `headers`). The EventSource transport, which cannot send
+ *   headers, sends it as the `authorization` query parameter. A token, like custom headers,
+ *   makes "auto" choose fetch, so it travels in a header rather than in a URL that proxies and
+ *   access logs record; the query parameter is used only when transport "eventsource" is
+ *   asked for. With a token function that transport reopens the EventSource itself at each
+ *   reconnect (after `retry` ms, doubling while attempts fail), resuming from the last event
+ *   it delivered with `last_event_id` (the browser does not expose the position the hub
+ *   announces, so a drop before the first event resumes from "now": prefer fetch).
+ * - A page that sets the `mercureAuthorization` cookie itself needs no token option: a
+ *   same-origin hub gets the cookie on every request. A hub on another origin gets it only
+ *   with `withCredentials: true` (hub or EventStream option; EventSource's withCredentials,
+ *   fetch's credentials: "include"), and the hub must then allow the page's origin explicitly
+ *   (`--cors-origin https://app.example`, never `*`); it also refuses a publish authenticated
+ *   by cookie unless the page's origin is listed there.
+ * - The "shared" transport passes a string token to the SharedWorker (tabs with different
+ *   tokens never share a connection); a token function cannot cross to the worker, so a
+ *   subscription with one uses its own fetch connection instead.
+ *
  * Transports of hub.subscribe():
  * - "eventsource": the browser's own EventSource. Chosen by "auto" for a GET stream of one topic
  *   with no custom headers and no per-topic or catch-all handler: each event's topic is then the
  *   subscribed topic. EventSource cannot see the `topic:` lines, nor event types nobody asked for.
  * - "fetch": EventStream (fetch + ReadableStream). Chosen by "auto" for several topics, custom
- *   headers, or per-topic/catch-all handlers ("per-topic handlers force the fetch transport").
+ *   headers, a token, or per-topic/catch-all handlers ("per-topic handlers force the fetch
+ *   transport").
  * - "shared": one connection per distinct topic set and hub, held by a SharedWorker running this
  *   file, shared by every tab of the origin (hub option `shared: true`). Falls back to "fetch"
- *   where SharedWorker does not exist (e.g. Chrome on Android).
+ *   where SharedWorker does not exist (e.g. Chrome on Android), and for a token function.
  */
 (function (root, factory) {
   "use strict";
@@ -77,6 +106,70 @@
     var out = "";
     for (var i = 0; i < 4; i++) out += Math.floor(Math.random() * 0x100000000).toString(36);
     return out;
+  }
+
+  function errorText(error) {
+    return error && error.message ? error.message : String(error);
+  }
+
+  /**
+   * A `token` option's value now: a Promise of a string ("" for none). A function is called
+   * (it may return a string or a Promise of one); a throw becomes a rejection.
+   */
+  function resolveToken(token) {
+    var value;
+    try {
+      value = typeof token === "function" ? token() : token;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return Promise.resolve(value).then(function (resolved) {
+      return resolved == null ? "" : String(resolved);
+    });
+  }
+
+  /** `headers` (a Headers) with `Authorization: Bearer <token>` when there is a token. */
+  function withToken(headers, token) {
+    if (token) headers.set("Authorization", "Bearer " + token);
+    return headers;
+  }
+
+  /**
+   * The JSON error a hub answered with ({"error": "..."}), read from at most `limit` bytes of
+   * a failed response: Promise of {message, body} (message "" and body null when there is none).
+   */
+  function readError(response, limit) {
+    var none = { message: "", body: null };
+    var type = (response.headers.get("Content-Type") || "").toLowerCase();
+    if (!response.body || type.indexOf("json") === -1) {
+      if (response.body) response.body.cancel().catch(function () {});
+      return Promise.resolve(none);
+    }
+    var reader = response.body.getReader();
+    var chunks = [];
+    var size = 0;
+    function read() {
+      return reader.read().then(function (result) {
+        if (!result.done) {
+          chunks.push(result.value);
+          size += result.value.length;
+          if (size < limit) return read();
+          reader.cancel().catch(function () {});
+        }
+        var bytes = new Uint8Array(size);
+        var at = 0;
+        chunks.forEach(function (chunk) {
+          bytes.set(chunk, at);
+          at += chunk.length;
+        });
+        var body = JSON.parse(new TextDecoder().decode(bytes));
+        var message = body && typeof body.error === "string" ? body.error : "";
+        return { message: message, body: body };
+      });
+    }
+    return read().catch(function () {
+      return none;
+    });
   }
 
   // -- the event-stream parser (WHATWG HTML, "Parsing an event stream") ---------------------
@@ -249,24 +342,32 @@
 
   /**
    * `new EventStream(url, options)`: like `new EventSource(url)`, over fetch, so it can send a
-   * method, body and headers. Options: method ("GET"), body, headers, credentials
-   * ("same-origin"), lastEventId (resume point of the first request), retry (ms before a
-   * reconnect until the server sends `retry:`; 3000), maxRetry (cap of the doubling delay after
-   * repeated failed attempts; 30000), idleTimeout (ms without a byte — hub heartbeats count —
-   * after which the connection is treated as lost; 0 = never), fetch (a fetch function).
+   * method, body and headers. Options: method ("GET"), body, headers, token (a string, or a
+   * function returning one or a Promise of one, called before every request: sent as
+   * `Authorization: Bearer`), credentials ("same-origin"), withCredentials (true: credentials
+   * "include", cookies to a cross-origin hub), lastEventId (resume point of the first
+   * request), retry (ms before a reconnect until the server sends `retry:`; 3000), maxRetry
+   * (cap of the doubling delay after repeated failed attempts; 30000), idleTimeout (ms without
+   * a byte — hub heartbeats count — after which the connection is treated as lost; 0 = never),
+   * fetch (a fetch function).
    *
-   * Fires "open", "error" (with .reason, .status, .delay; readyState says if it reconnects),
-   * and a MessageEvent per event under its type ("message", "reset", "token", ...) carrying
-   * .data, .lastEventId and .topics (the `topic:` lines). `onevent` is called for every event
-   * whatever its type. Reconnects (after a network error, the end of the response, or 429/502/
-   * 503/504) re-send the same request with `Last-Event-ID`; other statuses and non-event-stream
-   * responses close it for good, as EventSource does.
+   * Fires "open", "error" (with .reason, .status, .delay, and .message: the `error` of the
+   * server's JSON answer when it closes the stream for good, e.g. a hub's 401 "token has
+   * expired", else ""; readyState says if it reconnects), and a MessageEvent per event under
+   * its type ("message", "reset", "token", ...) carrying .data, .lastEventId and .topics (the
+   * `topic:` lines). `onevent` is called for every event whatever its type. Reconnects (after a
+   * network error, the end of the response, or 429/502/503/504) re-send the same request with
+   * `Last-Event-ID` (and a token from the token function, called again); other statuses and
+   * non-event-stream responses close it for good, as EventSource does.
    */
   class EventStream extends EventTarget {
     constructor(url, options) {
       super();
       options = options || {};
       this.url = String(new URL(url, baseURI()));
+      if (options.withCredentials && !options.credentials) {
+        options = Object.assign({}, options, { credentials: "include" });
+      }
       this.withCredentials = options.credentials === "include";
       this.readyState = CONNECTING;
       this.lastEventId = options.lastEventId ? String(options.lastEventId) : "";
@@ -307,31 +408,42 @@
       var controller = new AbortController();
       this._abort = controller;
       var options = this._options;
-      var headers = new Headers(options.headers || {});
-      headers.set("Accept", "text/event-stream");
-      if (this.lastEventId) headers.set("Last-Event-ID", this.lastEventId);
-      else headers.delete("Last-Event-ID");
-      var init = {
-        method: options.method || "GET",
-        headers: headers,
-        credentials: options.credentials || "same-origin",
-        cache: "no-store",
-        redirect: "follow",
-        signal: controller.signal,
-      };
-      if (options.body != null) init.body = options.body;
       this._armIdle(generation);
-      this._fetch(this.url, init).then(
-        function (response) {
-          if (generation !== self._generation) {
-            if (response.body) response.body.cancel().catch(function () {});
-            return;
-          }
-          self._opened(generation, response);
+      // The token first (a function may fetch a fresh one), then the request.
+      resolveToken(options.token).then(
+        function (token) {
+          if (generation !== self._generation) return;
+          var headers = new Headers(options.headers || {});
+          headers.set("Accept", "text/event-stream");
+          if (self.lastEventId) headers.set("Last-Event-ID", self.lastEventId);
+          else headers.delete("Last-Event-ID");
+          withToken(headers, token);
+          var init = {
+            method: options.method || "GET",
+            headers: headers,
+            credentials: options.credentials || "same-origin",
+            cache: "no-store",
+            redirect: "follow",
+            signal: controller.signal,
+          };
+          if (options.body != null) init.body = options.body;
+          self._fetch(self.url, init).then(
+            function (response) {
+              if (generation !== self._generation) {
+                if (response.body) response.body.cancel().catch(function () {});
+                return;
+              }
+              self._opened(generation, response);
+            },
+            function (error) {
+              if (generation !== self._generation) return;
+              self._lost("network error: " + errorText(error));
+            }
+          );
         },
         function (error) {
           if (generation !== self._generation) return;
-          self._lost("network error: " + (error && error.message ? error.message : error));
+          self._lost("token: " + errorText(error));
         }
       );
     }
@@ -354,8 +466,8 @@
     _opened(generation, response) {
       var self = this;
       if (!response.ok) {
-        if (response.body) response.body.cancel().catch(function () {});
         if (RETRYABLE_STATUS[response.status]) {
+          if (response.body) response.body.cancel().catch(function () {});
           var after = parseFloat(response.headers.get("Retry-After") || "");
           this._lost(
             "HTTP " + response.status,
@@ -363,7 +475,12 @@
             response.status
           );
         } else {
-          this._fail("HTTP " + response.status, response.status);
+          // Closed for good; the error says why, in the server's words when it gave some
+          // (a hub's 401: "token has expired", "no token: ...").
+          readError(response, 16384).then(function (answer) {
+            if (generation !== self._generation) return;
+            self._fail("HTTP " + response.status, response.status, answer.message, answer.body);
+          });
         }
         return;
       }
@@ -437,7 +554,13 @@
       }
       this._failures += 1;
       this.readyState = CONNECTING;
-      var event = setProps(new Event("error"), { reason: reason, status: status || 0, delay: delay });
+      var event = setProps(new Event("error"), {
+        reason: reason,
+        status: status || 0,
+        delay: delay,
+        message: "",
+        body: null,
+      });
       this._emit(event);
       if (this.readyState !== CONNECTING) return; // closed by an error handler
       var generation = this._generation;
@@ -449,12 +572,20 @@
       }, delay);
     }
 
-    _fail(reason, status) {
+    _fail(reason, status, message, body) {
       this._generation++;
       this.readyState = CLOSED;
       if (this._idle) clearTimeout(this._idle);
       this._idle = null;
-      this._emit(setProps(new Event("error"), { reason: reason, status: status || 0, delay: null }));
+      this._emit(
+        setProps(new Event("error"), {
+          reason: reason,
+          status: status || 0,
+          delay: null,
+          message: message || "",
+          body: body == null ? null : body,
+        })
+      );
     }
 
     /** Close for good (no reconnect). */
@@ -501,17 +632,24 @@
   };
 
   /**
-   * `new Hub({url, headers, credentials, shared, workerUrl})`: url is the hub's base URL
-   * (default: where ssehub.js was loaded from); headers go with every stream and publish
-   * (e.g. Authorization; they force the fetch transport); shared: true shares connections
-   * between the tabs of this origin through a SharedWorker.
+   * `new Hub({url, headers, token, credentials, withCredentials, shared, workerUrl})`: url is
+   * the hub's base URL (default: where ssehub.js was loaded from); headers go with every stream
+   * and publish (they force the fetch transport); token (a string, or a function returning one
+   * or a Promise of one, called before every connection, reconnection and publish) is sent as
+   * `Authorization: Bearer`, or as the `authorization` query parameter by the EventSource
+   * transport (see "Authorization" above); credentials ("same-origin") is fetch's, and
+   * withCredentials: true is credentials "include" (cookies, e.g. `mercureAuthorization`, to a
+   * cross-origin hub: EventSource's withCredentials); shared: true shares connections between
+   * the tabs of this origin through a SharedWorker.
    */
   function Hub(options) {
     options = options || {};
     var base = options.url || (SCRIPT_URL ? new URL(".", SCRIPT_URL).href : baseURI());
     this.url = new URL(base, baseURI()).href.replace(/\/?$/, "/");
     this.headers = options.headers || null;
-    this.credentials = options.credentials || "same-origin";
+    this.token = options.token == null ? null : options.token;
+    this.credentials = options.credentials || (options.withCredentials ? "include" : "same-origin");
+    this.withCredentials = this.credentials === "include";
     this.shared = !!options.shared;
     this.workerUrl = options.workerUrl || SCRIPT_URL;
   }
@@ -527,7 +665,10 @@
 
   /**
    * Subscribe to topics. Options: lastEventId (resume point), transport ("auto", "fetch",
-   * "eventsource", "shared"), shared (overrides the hub's). Returns a Subscription; register
+   * "eventsource", "shared"), shared (overrides the hub's), token (overrides the hub's; null:
+   * none), retry (ms before a reconnect until the hub sends `retry:`; 3000; the EventSource
+   * transport, which cannot see `retry:`, waits this long before the reconnects it makes
+   * itself, with a token function). Returns a Subscription; register
    * handlers in the same task (the connection starts on a microtask, once the handlers are
    * known, so the transport can be chosen).
    */
@@ -536,9 +677,11 @@
   };
 
   /**
-   * POST /publish of one event: `{"topic", "data", "event"?, "retry"?}` as JSON (`data` that is
-   * not a string is JSON-encoded by the hub). Resolves to the event id; rejects with the hub's
-   * error message (error.status, error.body).
+   * POST /publish of one event: `{"topic", "data", "event"?, "retry"?, "private"?}` as JSON
+   * (`data` that is not a string is JSON-encoded by the hub). Options: event, retry, private
+   * (true: only subscribers whose token grants one of its topics receive it). The hub's token
+   * goes as `Authorization: Bearer`. Resolves to the event id; rejects with the hub's error
+   * message (error.status, error.body), e.g. a 401 "token has expired" or a 403.
    */
   Hub.prototype.publish = function (topics, data, options) {
     options = options || {};
@@ -546,26 +689,30 @@
     var item = { topic: list.length === 1 ? list[0] : list };
     if (options.event && options.event !== "message") item.event = options.event;
     if (options.retry != null) item.retry = options.retry;
+    if (options.private) item.private = true;
     item.data = data;
     return this._post(item).then(function (ids) {
       return ids[0];
     });
   };
 
-  /** POST /publish of a batch `[{topic, data, event, retry}, ...]`, all or nothing; ids. */
+  /** POST /publish of a batch `[{topic, data, event, retry, private}, ...]`, all or nothing. */
   Hub.prototype.publishMany = function (items) {
     return this._post(Array.prototype.slice.call(items));
   };
 
   Hub.prototype._post = function (body) {
-    var headers = new Headers(this.headers || {});
-    headers.set("Content-Type", "application/json");
-    return root
-      .fetch(new URL("publish", this.url).href, {
-        method: "POST",
-        headers: headers,
-        credentials: this.credentials,
-        body: JSON.stringify(body),
+    var self = this;
+    return resolveToken(this.token)
+      .then(function (token) {
+        var headers = withToken(new Headers(self.headers || {}), token);
+        headers.set("Content-Type", "application/json");
+        return root.fetch(new URL("publish", self.url).href, {
+          method: "POST",
+          headers: headers,
+          credentials: self.credentials,
+          body: JSON.stringify(body),
+        });
       })
       .then(function (response) {
         return response.text().then(function (text) {
@@ -665,14 +812,24 @@
     return this._any.length > 0 || Object.keys(this._byTopic).length > 0;
   };
 
+  /** The token option in effect: the subscription's, else the hub's (null: none). */
+  Subscription.prototype._token = function () {
+    var token = this.options.token !== undefined ? this.options.token : this.hub.token;
+    return token == null ? null : token;
+  };
+
   Subscription.prototype._choose = function () {
     var wanted = this.options.transport || "auto";
     var shared = this.options.shared != null ? this.options.shared : this.hub.shared;
+    var token = this._token();
     if (wanted === "shared" || (wanted === "auto" && shared)) {
+      // The worker cannot call a token function of this page: a connection of its own.
+      if (typeof token === "function") return "fetch";
       return typeof SharedWorker === "function" && this.hub.workerUrl ? "shared" : "fetch";
     }
     if (wanted !== "auto") return wanted;
-    if (this.topics.length === 1 && !this.hub.headers && !this._wantsTopics()) {
+    // A token, like headers, goes in a header (fetch) rather than in the URL.
+    if (this.topics.length === 1 && !this.hub.headers && token === null && !this._wantsTopics()) {
       return typeof EventSource === "function" ? "eventsource" : "fetch";
     }
     return "fetch";
@@ -728,7 +885,11 @@
     if (event.type === "open") this._setState("open");
     else if (stream.readyState === CLOSED) {
       this._closed = true;
-      this._setState("closed", { reason: event.reason, status: event.status });
+      this._setState("closed", {
+        reason: event.reason,
+        status: event.status,
+        message: event.message || "",
+      });
     } else {
       this._setState("reconnecting", { reason: event.reason, delay: event.delay });
     }
@@ -738,8 +899,10 @@
     var hub = sub.hub;
     var stream = new EventStream(hub.eventsUrl(sub.topics), {
       headers: hub.headers || undefined,
+      token: sub._token(),
       credentials: hub.credentials,
       lastEventId: sub.lastEventId,
+      retry: sub.options.retry,
     });
     stream.onevent = function (e) {
       sub._deliver(e.type, e.data, e.lastEventId, e.topics);
@@ -759,41 +922,103 @@
     this.stream.reconnect(delay);
   };
 
-  /** The browser's own EventSource: GET, one topic, event types known in advance. */
+  /**
+   * The browser's own EventSource: GET, one topic, event types known in advance. A token goes
+   * in the `authorization` query parameter. The browser reconnects by itself (with the same
+   * URL, so the same token), except with a token function: then each reconnect is a new
+   * EventSource, opened after the delay with a fresh token and `last_event_id`.
+   */
   function NativeTransport(sub) {
     var self = this;
-    var hub = sub.hub;
+    var token = sub._token();
     this.sub = sub;
-    this.source = new EventSource(hub.eventsUrl(sub.topics, sub.lastEventId), {
-      withCredentials: hub.credentials === "include",
-    });
     this.types = Object.create(null);
-    this.source.onopen = function () {
+    this.source = null;
+    this.managed = typeof token === "function"; // reconnects itself, to call the function
+    this.retry = sub.options.retry == null ? 3000 : Number(sub.options.retry);
+    this.failures = 0;
+    this.generation = 0;
+    this.timer = null;
+    ["message", "reset"].concat(Object.keys(sub._byType)).forEach(function (type) {
+      self.types[type] = true;
+    });
+    if (this.managed) this._connect();
+    else this._open(token || "");
+  }
+  NativeTransport.prototype._connect = function () {
+    var self = this;
+    var generation = ++this.generation;
+    resolveToken(this.sub._token()).then(
+      function (token) {
+        if (generation === self.generation) self._open(token);
+      },
+      function (error) {
+        if (generation === self.generation) self._lost("token: " + errorText(error));
+      }
+    );
+  };
+  NativeTransport.prototype._open = function (token) {
+    var self = this;
+    var sub = this.sub;
+    var url = new URL(sub.hub.eventsUrl(sub.topics, sub.lastEventId));
+    if (token) url.searchParams.set("authorization", token);
+    var source = (this.source = new EventSource(url.href, {
+      withCredentials: sub.hub.credentials === "include",
+    }));
+    source.onopen = function () {
+      self.failures = 0;
       sub._setState("open");
     };
-    this.source.onerror = function () {
-      if (self.source.readyState === CLOSED) {
+    source.onerror = function () {
+      if (source !== self.source) return;
+      if (source.readyState === CLOSED) {
+        // Refused (any HTTP error, e.g. 401) or not an event stream: EventSource gives up.
+        self.source = null;
         sub._closed = true;
         sub._setState("closed", { reason: "EventSource failed" });
+      } else if (self.managed) {
+        self._lost("connection lost");
       } else {
         sub.reconnects += 1;
         sub._setState("reconnecting", { reason: "connection lost" });
       }
     };
-    ["message", "reset"].concat(Object.keys(sub._byType)).forEach(function (type) {
-      self.listen(type);
+    Object.keys(this.types).forEach(function (type) {
+      self._listen(source, type);
     });
-  }
-  NativeTransport.prototype.listen = function (type) {
+  };
+  /** With a token function: close this EventSource and open another after the delay. */
+  NativeTransport.prototype._lost = function (reason) {
+    var self = this;
+    if (this.source) this.source.close();
+    this.source = null;
+    var delay = Math.min(this.retry * Math.pow(2, this.failures), Math.max(this.retry, 30000));
+    this.failures += 1;
+    var generation = ++this.generation;
+    this.sub.reconnects += 1;
+    this.sub._setState("reconnecting", { reason: reason, delay: delay });
+    this.timer = setTimeout(function () {
+      self.timer = null;
+      if (generation === self.generation) self._connect();
+    }, delay);
+  };
+  NativeTransport.prototype._listen = function (source, type) {
     var sub = this.sub;
-    if (this.types[type]) return;
-    this.types[type] = true;
-    this.source.addEventListener(type, function (e) {
+    source.addEventListener(type, function (e) {
       sub._deliver(e.type, e.data, e.lastEventId, e.type === "reset" ? [] : sub.topics.slice());
     });
   };
+  NativeTransport.prototype.listen = function (type) {
+    if (this.types[type]) return;
+    this.types[type] = true;
+    if (this.source) this._listen(this.source, type);
+  };
   NativeTransport.prototype.close = function () {
-    this.source.close();
+    this.generation++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.source) this.source.close();
+    this.source = null;
   };
 
   // -- sharing one connection between tabs (SharedWorker) -------------------------------------
@@ -862,6 +1087,7 @@
       sid: this.sid,
       url: sub.hub.eventsUrl(sub.topics.slice().sort()),
       headers: sub.hub.headers,
+      token: sub._token() || "", // a string: _choose sends a token function to "fetch"
       credentials: sub.hub.credentials,
       lastEventId: sub.lastEventId,
     });
@@ -902,6 +1128,7 @@
     function openGroup(key, msg) {
       var stream = new EventStream(msg.url, {
         headers: msg.headers || undefined,
+        token: typeof msg.token === "string" ? msg.token : null,
         credentials: msg.credentials,
         lastEventId: msg.lastEventId,
       });
@@ -914,6 +1141,7 @@
           group.state = "closed";
           group.info.reason = event.reason;
           group.info.status = event.status;
+          group.info.message = event.message;
           if (groups.get(group.key) === group) groups.delete(group.key);
         } else {
           group.state = "reconnecting";
@@ -966,9 +1194,10 @@
     function handle(port, msg) {
       if (!msg || typeof msg !== "object") return;
       if (msg.op === "subscribe") {
-        // Fresh subscriptions to the same topics share; a resume point makes its own stream.
-        var key = JSON.stringify([msg.url, msg.headers || null, msg.credentials || "",
-          msg.lastEventId ? "resume:" + msg.sid : ""]);
+        // Fresh subscriptions to the same topics share (only with the same headers and token:
+        // private events follow the token); a resume point makes its own stream.
+        var key = JSON.stringify([msg.url, msg.headers || null, msg.token || "",
+          msg.credentials || "", msg.lastEventId ? "resume:" + msg.sid : ""]);
         var group = groups.get(key) || openGroup(key, msg);
         var member = { port: port, sid: msg.sid, group: group };
         if (!members.has(port)) members.set(port, new Map());
