@@ -40,7 +40,15 @@ from typing import Protocol
 
 from ssehub.model import Audience, Record
 
-__all__ = ["RUN_AHEAD", "SLICE_SIZE", "WRITE_INTERVAL", "FanOut", "Scheduler", "Writer"]
+__all__ = [
+    "RUN_AHEAD",
+    "SLICE_SIZE",
+    "WRITE_INTERVAL",
+    "Cancellable",
+    "FanOut",
+    "Scheduler",
+    "Writer",
+]
 
 Writer = Callable[[bytes], object]
 

@@ -43,6 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_buffer_bytes=args.max_buffer_bytes,
         idle_timeout=args.idle_timeout,
         metrics_token=args.metrics_token,
+        metrics_topics=args.metrics_topics,
+        max_topics=args.max_topics,
     )
     try:
         config.policy = _policy(args)
@@ -233,6 +235,19 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="NAME",
         help="a Host name to answer (repeatable; default: loopback names when bound to "
         "loopback, else any)",
+    )
+    serve.add_argument(
+        "--max-topics",
+        type=_positive_int,
+        default=100_000,
+        help="topics with history; a publish that would add one more gets 503",
+    )
+    serve.add_argument(
+        "--metrics-topics",
+        type=_non_negative(int),
+        default=0,
+        metavar="N",
+        help="per-topic history series in /metrics for the N largest topics (0: none)",
     )
     serve.add_argument("--max-connections", type=int, default=10_000)
     serve.add_argument("--max-header-bytes", type=int, default=16 * 1024)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ssehub._fanout import WRITE_INTERVAL, FanOut, Writer
+from ssehub._fanout import WRITE_INTERVAL, Cancellable, FanOut, Writer
 from ssehub.backends._url import backend_from_url
 from ssehub.backends.base import Backend, Store
 from ssehub.backends.local import LocalBroker
@@ -51,6 +51,8 @@ Reader = Callable[[Record], None]
 
 #: The longest Last-Event-ID handed to a store; a longer one gets a reset at once.
 MAX_EVENT_ID = 256
+#: Seconds between two background sweeps of expired history (`Store.sweep`).
+SWEEP_INTERVAL = 5.0
 
 
 @dataclass(slots=True)
@@ -72,7 +74,8 @@ class Hub:
     `backend`: where history lives and how events reach every hub process — a URL (`memory`,
     `sqlite:///path.db`, `redis://host:port/db`: see `ssehub.backends.backend_from_url`), a
     `Backend` (a store and a broker), or a `Store` alone (delivered within this process). History
-    is bounded by `history` and `history_ttl` (count, seconds per topic) where a URL names it.
+    is bounded by `history` and `history_ttl` (count, seconds per topic) and the topics with
+    history by `max_topics`, where a URL names the store.
     `write_interval`: while events keep coming, a hub with few streams (one sweep slice) sweeps
     them at most once per this many seconds, one write each carrying everything published
     meanwhile, unless a publisher is held waiting for the sweep; an event after a quiet spell goes
@@ -85,13 +88,16 @@ class Hub:
         *,
         history: int = 1000,
         history_ttl: float | None = 3600.0,
+        max_topics: int = 100_000,
         max_pending: int = 10_000,
         write_interval: float = WRITE_INTERVAL,
     ) -> None:
         if write_interval < 0:
             raise ValueError("write_interval must be >= 0")
         if isinstance(backend, str):
-            backend = backend_from_url(backend, history=history, history_ttl=history_ttl)
+            backend = backend_from_url(
+                backend, history=history, history_ttl=history_ttl, max_topics=max_topics
+            )
         elif isinstance(backend, Store):
             backend = Backend(backend, LocalBroker())
         self.backend = backend
@@ -104,6 +110,7 @@ class Hub:
         self._fan_out = FanOut(self.stats, write_interval=write_interval)
         self._latest: EventId = ""
         self._started = False
+        self._sweeper: Cancellable | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -116,10 +123,21 @@ class Hub:
             self._latest = await self.store.latest()
             await self._broker.start(self.store, self._deliver)
             self._started = True
+            self._sweeper = self._fan_out.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _sweep(self) -> None:
+        """Drop expired history and forget empty topics in the background, a slice per turn
+        of the loop, so memory comes back even from topics nobody touches again."""
+        loop = self._fan_out.loop
+        assert loop is not None
+        more = self.store.sweep()
+        self._sweeper = loop.call_later(0 if more else SWEEP_INTERVAL, self._sweep)
 
     async def close(self) -> None:
         if self._started:
             self._started = False
+            if self._sweeper is not None:
+                self._sweeper.cancel()
             await self._broker.close()
             await self.store.close()
 

@@ -23,6 +23,7 @@ from typing import Protocol, TypeAlias
 from ssehub.wire import Event, encode
 
 __all__ = [
+    "MAX_TOPICS",
     "Audience",
     "Draft",
     "EventId",
@@ -68,6 +69,9 @@ def visible(records: Iterable[Record], audience: Audience | None) -> list[Record
 
 # -- topics -------------------------------------------------------------------------------------
 
+#: Topics one event or one subscription may name.
+MAX_TOPICS = 100
+
 _TOPIC_RULE = (
     "a topic is 1 to 256 printable characters: no spaces, line or paragraph separators, "
     "controls or format characters"
@@ -98,6 +102,8 @@ def topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
         return (check_topic(names[0]),)
     if not names:
         raise ValueError("topic is missing: at least one topic is required")
+    if len(names) > MAX_TOPICS:
+        raise ValueError(f"topic: {len(names)} topics, at most {MAX_TOPICS} may be named at once")
     return tuple(dict.fromkeys(check_topic(name) for name in names))
 
 

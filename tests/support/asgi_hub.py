@@ -21,6 +21,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", default="memory")
     parser.add_argument("--history", type=int, default=1000)
+    parser.add_argument("--history-ttl", type=float, default=3600.0)
+    parser.add_argument("--max-topics", type=int, default=100_000)
+    parser.add_argument("--metrics-topics", type=int, default=0)
     parser.add_argument("--heartbeat", type=float, default=15.0)
     parser.add_argument("--retry", type=int, default=3000)
     parser.add_argument("--cors-origin", action="append", default=[])
@@ -30,7 +33,12 @@ def main() -> None:
     parser.add_argument("--allow-anonymous", action="store_true")
     parser.add_argument("--metrics-token")
     args = parser.parse_args()
-    hub = Hub(args.backend, history=args.history)
+    hub = Hub(
+        args.backend,
+        history=args.history,
+        history_ttl=args.history_ttl or None,
+        max_topics=args.max_topics,
+    )
     app = hub.asgi_app(
         heartbeat=args.heartbeat,
         retry=args.retry,
@@ -40,6 +48,7 @@ def main() -> None:
         jwt_algorithm=args.jwt_algorithm,
         allow_anonymous=args.allow_anonymous,
         metrics_token=args.metrics_token,
+        metrics_topics=args.metrics_topics,
     )
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

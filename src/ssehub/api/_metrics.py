@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from ssehub.hub import Hub
@@ -27,9 +28,12 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-async def metrics_text(hub: Hub, traffic: Traffic) -> str:
+async def metrics_text(hub: Hub, traffic: Traffic, largest_topics: int = 0) -> str:
+    """The metrics; O(1) in the number of topics, unless per-topic series are asked for the
+    `largest_topics` topics with the most history (`--metrics-topics`), which visits them all.
+    """
     stats = hub.stats
-    history = await hub.store.history_sizes()
+    topics, retained = await hub.store.history_totals()
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, int]]) -> None:
@@ -55,10 +59,20 @@ async def metrics_text(hub: Hub, traffic: Traffic) -> str:
         "Requests answered with an error, by status.",
         [(f'{{status="{status}"}}', count) for status, count in sorted(traffic.rejected.items())],
     )
+    metric("topics", "gauge", "Topics with retained history.", [("", topics)])
     metric(
         "history_events",
         "gauge",
-        "Events retained per topic.",
-        [(f'{{topic="{_label(topic)}"}}', size) for topic, size in sorted(history.items())],
+        "Events retained, counted once per topic that retains them.",
+        [("", retained)],
     )
+    if largest_topics:
+        sizes = await hub.store.history_sizes()
+        largest = heapq.nlargest(largest_topics, sizes.items(), key=lambda item: item[1])
+        metric(
+            "topic_history_events",
+            "gauge",
+            f"Events retained by each of the {largest_topics} topics that retain the most.",
+            [(f'{{topic="{_label(topic)}"}}', size) for topic, size in largest],
+        )
     return "\n".join(lines) + "\n"

@@ -56,6 +56,7 @@ class ApiConfig:
     policy: Policy | None = None
     authorize: Authorize | None = None
     metrics_token: str | None = None  # /metrics from anywhere with this bearer token
+    metrics_topics: int = 0  # per-topic history series for the N largest topics (0: none)
 
 
 class Api:
@@ -141,7 +142,10 @@ class Api:
 
     def publish_drafts(self, drafts: list[Draft]) -> Reply | Awaitable[Reply]:
         """Publish validated, encoded publications (`Publication.draft`); answer their ids."""
-        ids = self.hub.publish_drafts_now(drafts)
+        try:
+            ids = self.hub.publish_drafts_now(drafts)
+        except StoreUnavailable as error:  # StoreFull: --max-topics
+            raise HTTPError(503, f"nothing was published: {error}") from None
         if ids is not None:
             return ids_response(ids)
         return self._publish_later(drafts)
@@ -161,7 +165,7 @@ class Api:
     async def metrics(self, request: Request) -> Reply:
         self.access.may_read_metrics(request)
         try:
-            text = await metrics_text(self.hub, self.traffic)
+            text = await metrics_text(self.hub, self.traffic, self.config.metrics_topics)
         except StoreUnavailable as error:
             raise HTTPError(503, f"metrics are unavailable: {error}") from None
         return Response(200, text.encode(), CONTENT_TYPE)

@@ -58,6 +58,7 @@ class HubApp:
         policy: Policy | None = None,
         authorize: Authorize | None = None,
         metrics_token: str | None = None,
+        metrics_topics: int = 0,
     ) -> None:
         self.hub = hub
         self._errors = ErrorLog(logging.getLogger("ssehub.asgi"))
@@ -80,6 +81,7 @@ class HubApp:
                 policy=policy,
                 authorize=authorize,
                 metrics_token=metrics_token,
+                metrics_topics=metrics_topics,
             ),
         )
 

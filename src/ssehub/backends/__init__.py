@@ -2,7 +2,14 @@
 events travel. `backend_from_url` picks both from one URL."""
 
 from ssehub.backends._url import backend_from_url
-from ssehub.backends.base import Backend, Broker, RecordsCallback, Store, StoreUnavailable
+from ssehub.backends.base import (
+    Backend,
+    Broker,
+    RecordsCallback,
+    Store,
+    StoreFull,
+    StoreUnavailable,
+)
 from ssehub.backends.local import LocalBroker
 from ssehub.backends.memory import MemoryStore
 
@@ -13,6 +20,7 @@ __all__ = [
     "MemoryStore",
     "RecordsCallback",
     "Store",
+    "StoreFull",
     "StoreUnavailable",
     "backend_from_url",
 ]

@@ -12,7 +12,11 @@ __all__ = ["backend_from_url"]
 
 
 def backend_from_url(
-    url: str, *, history: int = 1000, history_ttl: float | None = 3600.0
+    url: str,
+    *,
+    history: int = 1000,
+    history_ttl: float | None = 3600.0,
+    max_topics: int = 100_000,
 ) -> Backend:
     """The backend a URL names; ValueError (one line, for the command line) when it names none.
 
@@ -24,7 +28,7 @@ def backend_from_url(
     """
     scheme = urlsplit(url).scheme.lower() if "://" in url else url.lower()
     if scheme == "memory":
-        return Backend(MemoryStore(history, history_ttl), LocalBroker())
+        return Backend(MemoryStore(history, history_ttl, max_topics=max_topics), LocalBroker())
     if scheme == "sqlite":
         from ssehub.backends.sqlite import SqliteStore
 

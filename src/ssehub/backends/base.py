@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ssehub.model import Draft, EventId, Record, Replay
 
-__all__ = ["Backend", "Broker", "RecordsCallback", "Store", "StoreUnavailable"]
+__all__ = ["Backend", "Broker", "RecordsCallback", "Store", "StoreFull", "StoreUnavailable"]
 
 RecordsCallback = Callable[[Sequence[Record]], None]
 
@@ -25,6 +25,11 @@ RecordsCallback = Callable[[Sequence[Record]], None]
 class StoreUnavailable(Exception):
     """The store cannot take or answer anything now (its server is unreachable, its file cannot
     be written). Nothing of the operation was stored; the HTTP API answers 503 with the message."""
+
+
+class StoreFull(StoreUnavailable):
+    """The store holds as many topics as it may (`--max-topics`): a publish that would add one
+    is refused whole (503), until history expires or is dropped."""
 
 
 class Store(ABC):
@@ -59,7 +64,19 @@ class Store(ABC):
 
     @abstractmethod
     async def history_sizes(self) -> dict[str, int]:
-        """Retained events per topic, for metrics."""
+        """Retained events per topic (costs a visit of every topic)."""
+
+    async def history_totals(self) -> tuple[int, int]:
+        """(topics with history, events retained, counted once per topic): for metrics, which
+        a store keeping counters answers without visiting every topic."""
+        sizes = await self.history_sizes()
+        return len(sizes), sum(sizes.values())
+
+    def sweep(self) -> bool:
+        """Drop expired history and forget empty topics, in slices: True while there is more
+        to do (the hub calls again at the next turn), False when done for now. Stores that
+        expire history themselves (SQLite, Redis) have nothing to do."""
+        return False
 
     def problem(self) -> str | None:
         """Why the store cannot take publishes now (for health checks), or None."""

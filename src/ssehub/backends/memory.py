@@ -3,19 +3,29 @@
 Ids are decimal integers starting just above the wall-clock time in microseconds at start-up.
 An id from an earlier run of the process is therefore below this run's origin and is recognised
 as history that is gone, rather than being mistaken for an id of this run.
+
+Memory is bounded: at most `history` events per topic, none older than `history_ttl` (dropped
+as a topic is touched, and by `sweep`, which the hub runs in the background), at most
+`max_topics` topics with history. A topic whose history is empty is forgotten; the highest id
+dropped from any forgotten topic is kept, so a resume from before it on a topic with no history
+is answered with a reset rather than a silent gap.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
-from ssehub.backends.base import Store
-from ssehub.model import Draft, EventId, Record, Replay
+from ssehub.backends.base import Store, StoreFull
+from ssehub.model import MAX_TOPICS, Draft, EventId, Record, Replay
 
 __all__ = ["MemoryStore"]
+
+#: Topics a sweep visits per call: the loop runs between calls, so a sweep never stalls it.
+SWEEP_SLICE = 5000
 
 
 class _TopicHistory:
@@ -26,10 +36,14 @@ class _TopicHistory:
         # Highest seq dropped from this topic: a resume from below it would have a gap.
         self.evicted_upto = 0
 
-    def evict(self, max_count: int, oldest_time: float) -> None:
+    def evict(self, max_count: int, oldest_time: float) -> int:
+        """Drop what is over the count or too old; how many were dropped."""
         records = self.records
+        dropped = 0
         while records and (len(records) > max_count or records[0].time < oldest_time):
             self.evicted_upto = records.popleft().seq
+            dropped += 1
+        return dropped
 
     def after(self, seq: int) -> Iterator[Record]:
         newer: list[Record] = []
@@ -48,15 +62,21 @@ class MemoryStore(Store):
         history: int = 1000,
         history_ttl: float | None = 3600.0,
         clock: Callable[[], float] = time.time,
+        *,
+        max_topics: int = 100_000,
     ) -> None:
-        if history < 0:
-            raise ValueError("history must be >= 0")
+        if history < 0 or max_topics < 1:
+            raise ValueError("history must be >= 0 and max_topics >= 1")
         self._max_count = history
         self._ttl = history_ttl
         self._clock = clock
+        self._max_topics = max_topics
         self._origin = int(clock() * 1_000_000)
         self._seq = self._origin
         self._topics: dict[str, _TopicHistory] = {}
+        self._retained = 0  # events held, counted once per topic that holds them
+        self._forgotten_upto = 0  # highest seq dropped from a topic that was then forgotten
+        self._sweep_from: Iterator[str] | None = None
 
     async def latest(self) -> EventId:
         return str(self._seq)
@@ -66,6 +86,8 @@ class MemoryStore(Store):
         oldest = self._oldest_kept(now)
         max_count = self._max_count
         histories = self._topics
+        if len(histories) + len(drafts) * MAX_TOPICS > self._max_topics:
+            self._check_room(drafts)  # near the bound: count this batch's new topics
         records = []
         for draft in drafts:
             self._seq = seq = self._seq + 1
@@ -79,17 +101,30 @@ class MemoryStore(Store):
                 # event added, and a stale oldest event sends us to `evict` for the rest.
                 kept = history.records
                 kept.append(record)
+                self._retained += 1
                 if len(kept) > max_count:
                     history.evicted_upto = kept.popleft().seq
-                if kept[0].time < oldest:
-                    history.evict(max_count, oldest)
+                    self._retained -= 1
+                if kept and kept[0].time < oldest:
+                    self._retained -= history.evict(max_count, oldest)
+                if not kept:  # history 0: nothing is kept, the topic is not remembered
+                    self._forget(topic, history)
         return records
+
+    def _check_room(self, drafts: Sequence[Draft]) -> None:
+        """StoreFull, before anything is stored, when the batch would pass `max_topics`."""
+        new = {topic for draft in drafts for topic in draft.topics} - self._topics.keys()
+        if new and len(self._topics) + len(new) > self._max_topics:
+            raise StoreFull(
+                f"the hub holds the history of {len(self._topics)} topics, its limit "
+                f"(--max-topics {self._max_topics}); nothing was published"
+            )
 
     async def append(self, drafts: Sequence[Draft]) -> list[Record]:
         return self.append_now(drafts)
 
     async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
-        if not (last_event_id.isascii() and last_event_id.isdigit()):
+        if not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) < 20):
             return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
         after = int(last_event_id)
         if after > self._seq:
@@ -100,14 +135,19 @@ class MemoryStore(Store):
         streams = []
         for topic in dict.fromkeys(topics):
             history = self._topics.get(topic)
-            if history is None:
-                continue
-            history.evict(self._max_count, oldest)
-            if history.evicted_upto > after:
+            if history is not None:
+                self._retained -= history.evict(self._max_count, oldest)
+                evicted_upto = history.evicted_upto
+                if history.records:
+                    streams.append(history.after(after))
+                else:
+                    self._forget(topic, history)
+            else:
+                evicted_upto = self._forgotten_upto
+            if evicted_upto > after:
                 return Replay(
                     reset=f"events after id {after} on topic {topic!r} are no longer retained"
                 )
-            streams.append(history.after(after))
         records: list[Record] = []
         for record in heapq.merge(*streams, key=lambda record: record.seq):
             # An event published to several subscribed topics is in each history; send it once.
@@ -117,6 +157,32 @@ class MemoryStore(Store):
 
     async def history_sizes(self) -> dict[str, int]:
         return {topic: len(history.records) for topic, history in self._topics.items()}
+
+    async def history_totals(self) -> tuple[int, int]:
+        return len(self._topics), self._retained
+
+    def sweep(self) -> bool:
+        """Drop expired events and forget empty topics, a slice of topics per call; True while
+        a sweep is under way (call again), False once it has visited every topic."""
+        if self._sweep_from is None:
+            self._sweep_from = iter(list(self._topics))
+        oldest = self._oldest_kept(self._clock())
+        visited = 0
+        for topic in itertools.islice(self._sweep_from, SWEEP_SLICE):
+            visited += 1
+            history = self._topics.get(topic)
+            if history is not None:
+                self._retained -= history.evict(self._max_count, oldest)
+                if not history.records:
+                    self._forget(topic, history)
+        if visited < SWEEP_SLICE:
+            self._sweep_from = None
+            return False
+        return True
+
+    def _forget(self, topic: str, history: _TopicHistory) -> None:
+        del self._topics[topic]
+        self._forgotten_upto = max(self._forgotten_upto, history.evicted_upto)
 
     def _oldest_kept(self, now: float) -> float:
         return now - self._ttl if self._ttl is not None else float("-inf")

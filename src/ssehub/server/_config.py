@@ -41,12 +41,15 @@ class ServerConfig:
     # from loopback only. /metrics from anywhere with the metrics token, else loopback only.
     policy: Policy | None = None
     metrics_token: str | None = None
+    metrics_topics: int = 0  # per-topic history series for the N largest topics
+    max_topics: int = 100_000  # topics with history (memory store)
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
 
     def new_hub(self) -> Hub:
         """A hub with this configuration's backend, history and write interval."""
         return Hub(
             self.backend,
+            max_topics=self.max_topics,
             history=self.history,
             history_ttl=self.history_ttl,
             write_interval=self.write_interval,
@@ -64,4 +67,5 @@ class ServerConfig:
             extra_routes=self.extra_routes,
             policy=self.policy,
             metrics_token=self.metrics_token,
+            metrics_topics=self.metrics_topics,
         )

@@ -26,6 +26,7 @@ from ssehub.api import (
     ids_response,
     opening,
 )
+from ssehub.backends import StoreUnavailable
 from ssehub.model import Draft
 from ssehub.server._http1 import id_reply, response_head, stream_head
 
@@ -522,7 +523,10 @@ class PublishGroup:
         if self._grouping:
             self._grouping = len(entries) > 1
         hub = self._state.hub
-        ids = hub.publish_drafts_now([draft for _, _, draft in entries])
+        try:
+            ids = hub.publish_drafts_now([draft for _, _, draft in entries])
+        except StoreUnavailable:  # the group would pass --max-topics: each is judged alone
+            ids = None
         if ids is None:
             for connection, keep_alive, draft in entries:
                 connection.publish_alone(keep_alive, draft)
