@@ -67,3 +67,16 @@ def test_per_topic_series_only_for_the_largest_topics(start_api: Callable[..., s
     assert 'ssehub_topic_history_events{topic="big"} 3' in text
     assert 'ssehub_topic_history_events{topic="mid"} 2' in text
     assert 'topic="small"' not in text
+
+
+def test_a_proxy_on_this_machine_does_not_make_its_clients_loopback_publishers(
+    start_api: Callable[..., str],
+) -> None:
+    url = start_api()
+    remote = {"X-Forwarded-For": "203.0.113.9"}  # what nginx adds for a remote client
+    refused = httpx.post(f"{url}/publish", data={"topic": "t"}, headers=remote)
+    assert refused.status_code == 403 and "--jwt-key" in refused.json()["error"]
+    local = {"X-Forwarded-For": "127.0.0.1"}
+    assert httpx.post(f"{url}/publish", data={"topic": "t"}, headers=local).status_code == 200
+    untrusted = {"X-Real-IP": "127.0.0.1"}  # a forwarding header but no believed chain
+    assert httpx.post(f"{url}/publish", data={"topic": "t"}, headers=untrusted).status_code == 403

@@ -13,6 +13,7 @@ import resource
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -193,14 +194,53 @@ def test_malformed_http_gets_400_and_the_hub_keeps_serving(hub_url: str) -> None
     assert httpx.get(f"{hub_url}/healthz").status_code == 200
 
 
-def test_max_connections(start_hub: Callable[..., HubProcess]) -> None:
+def test_max_connections_keeps_a_reserve_for_health_checks(
+    start_hub: Callable[..., HubProcess],
+) -> None:
     url = start_hub("--max-connections", "2").url
     with stream(url, "t") as one, stream(url, "t") as two:
         open_position(one)
         open_position(two)
-        reply = httpx.get(f"{url}/healthz")
-        assert reply.status_code == 503 and "too many connections" in reply.json()["error"]
-    assert httpx.get(f"{url}/healthz").status_code == 200
+        # Past the limit, a connection from the reserve answers the load balancer's checks...
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        assert httpx.get(f"{url}/metrics").status_code == 200
+        # ...and nothing else.
+        refused = httpx.post(f"{url}/publish", data={"topic": "t", "data": "x"})
+        assert refused.status_code == 503 and "too many connections" in refused.json()["error"]
+        with contextlib.ExitStack() as held:
+            for _ in range(16):  # the whole reserve, held open
+                sock = held.enter_context(socket.create_connection(_address(url)))
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            full = httpx.get(f"{url}/healthz")
+            assert full.status_code == 503 and "too many connections" in full.json()["error"]
+    _until_served(url)
+
+
+def _until_served(url: str) -> None:
+    """Closed connections give their slots back as the hub notices them: wait for that."""
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{url}/healthz").status_code != 200:
+        assert time.monotonic() < deadline, "the slots were never given back"
+
+
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def test_one_address_cannot_take_every_connection(start_hub: Callable[..., HubProcess]) -> None:
+    # 127.0.0.1 is a trusted proxy by default (exempt); naming another makes it an ordinary peer.
+    url = start_hub("--max-client-connections", "3", "--trusted-proxy", "192.0.2.1").url
+    with contextlib.ExitStack() as held:
+        for _ in range(3):
+            sock = held.enter_context(socket.create_connection(_address(url)))
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        refused = httpx.get(f"{url}/healthz")
+        assert refused.status_code == 503
+        assert "--max-client-connections" in refused.json()["error"]
+    _until_served(url)
 
 
 # -- stress -------------------------------------------------------------------------------------

@@ -37,6 +37,8 @@ def _serve(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin),
         cors_credentials=args.cors_credentials,
         allowed_hosts=tuple(args.allowed_host),
+        trusted_proxies=tuple(args.trusted_proxy or ("127.0.0.1", "::1")),
+        max_client_connections=args.max_client_connections,
         max_connections=args.max_connections,
         max_header_bytes=args.max_header_bytes,
         max_body_bytes=args.max_body_bytes,
@@ -249,7 +251,26 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="N",
         help="per-topic history series in /metrics for the N largest topics (0: none)",
     )
-    serve.add_argument("--max-connections", type=int, default=10_000)
+    serve.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=10_000,
+        help="connections served (16 more answer /healthz and /metrics only)",
+    )
+    serve.add_argument(
+        "--max-client-connections",
+        type=_positive_int,
+        default=1000,
+        help="connections one address may hold (--trusted-proxy addresses exempt)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a proxy whose X-Forwarded-For names the client, not limited per address "
+        "(repeatable; default: 127.0.0.1 and ::1)",
+    )
     serve.add_argument("--max-header-bytes", type=int, default=16 * 1024)
     serve.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
     serve.add_argument(

@@ -60,11 +60,25 @@ class Access:
         authorize: Authorize | None,
         cors: Cors,
         metrics_token: str | None,
+        trusted_proxies: frozenset[str] = frozenset(),
     ) -> None:
         self.policy = policy
         self.authorize = authorize
         self.cors = cors
         self.metrics_token = metrics_token
+        self.trusted_proxies = trusted_proxies
+
+    def client_of(self, request: Request) -> str:
+        """The address a request comes from: the peer, or the client a trusted proxy names in
+        X-Forwarded-For (its last entry, the one the proxy itself added). A request that names
+        a forwarded client through a proxy that is not trusted comes from nowhere local: a
+        proxy on this machine must not make everyone behind it a loopback publisher."""
+        forwarded = request.headers.get("x-forwarded-for")
+        if request.client in self.trusted_proxies and forwarded:
+            return forwarded.rpartition(",")[2].strip()
+        if forwarded or "forwarded" in request.headers or "x-real-ip" in request.headers:
+            return f"a client behind {request.client or 'a proxy'} (not a --trusted-proxy)"
+        return request.client
 
     @property
     def open(self) -> bool:
@@ -85,10 +99,11 @@ class Access:
                 raise refusal(error) from None
         if self.authorize is not None:
             return self._ask_app(request)
-        if not is_loopback(request.client):
+        client = self.client_of(request)
+        if not is_loopback(client):
             raise HTTPError(
                 403,
-                f"publishing from {request.client} is refused: without --jwt-key this hub "
+                f"publishing from {client} is refused: without --jwt-key this hub "
                 "accepts publishes from loopback addresses only",
             )
         return None
@@ -122,7 +137,7 @@ class Access:
                 token.strip().encode(), self.metrics_token.encode()
             ):
                 return
-        if is_loopback(request.client):
+        if is_loopback(self.client_of(request)):
             return
         raise HTTPError(403, "metrics are served to loopback addresses, or with --metrics-token")
 

@@ -57,6 +57,7 @@ class ApiConfig:
     authorize: Authorize | None = None
     metrics_token: str | None = None  # /metrics from anywhere with this bearer token
     metrics_topics: int = 0  # per-topic history series for the N largest topics (0: none)
+    trusted_proxies: frozenset[str] = frozenset()  # X-Forwarded-For is believed from these
 
 
 class Api:
@@ -67,7 +68,13 @@ class Api:
         self.config = config
         self.traffic = traffic if traffic is not None else Traffic()
         self.cors = Cors(config.cors_origins, config.cors_credentials)
-        self.access = Access(config.policy, config.authorize, self.cors, config.metrics_token)
+        self.access = Access(
+            config.policy,
+            config.authorize,
+            self.cors,
+            config.metrics_token,
+            config.trusted_proxies,
+        )
         self.routes: dict[tuple[str, str], Handler] = {
             ("GET", "/events"): self.events,
             ("POST", "/publish"): self.publish,

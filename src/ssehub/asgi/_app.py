@@ -59,6 +59,7 @@ class HubApp:
         authorize: Authorize | None = None,
         metrics_token: str | None = None,
         metrics_topics: int = 0,
+        trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1"),
     ) -> None:
         self.hub = hub
         self._errors = ErrorLog(logging.getLogger("ssehub.asgi"))
@@ -82,6 +83,7 @@ class HubApp:
                 authorize=authorize,
                 metrics_token=metrics_token,
                 metrics_topics=metrics_topics,
+                trusted_proxies=frozenset(trusted_proxies),
             ),
         )
 

@@ -24,6 +24,8 @@ __all__ = ["ServerState", "run", "serve"]
 log = logging.getLogger("ssehub.server")
 
 _GRANTED_SIZE = 10_000  # remembered fast-path decisions; all forgotten when full
+#: Connections admitted past --max-connections, for /healthz and /metrics only.
+RESERVE = 16
 
 
 @dataclass(eq=False)
@@ -42,16 +44,52 @@ class ServerState:
     # (Authorization header, topic) -> until when a fast-path publish is known to be allowed.
     _granted: dict[tuple[str | None, str], float] = field(init=False, default_factory=dict)
     _hosts_served: set[str] = field(init=False, default_factory=set)
+    per_client: dict[str, int] = field(init=False, default_factory=dict)  # connections held
+    per_client_exempt: frozenset[str] = field(init=False)
     now: Callable[[], float] = field(init=False)  # the event loop's clock
 
     def __post_init__(self) -> None:
         self.now = asyncio.get_running_loop().time
         self.api = Api(self.hub, self.config.api_config(), self.traffic)
+        self.per_client_exempt = frozenset(self.config.trusted_proxies)
         self.publish_group = PublishGroup(self)
 
     def connection_closed(self) -> None:
         if self.closing and not self.connections:
             self.all_closed.set()
+
+    def admit(self, client: str) -> str | None:
+        """Why a new connection from `client` is refused (None: admitted), and count it.
+
+        Up to --max-connections connections are served; a few more (`RESERVE`) are admitted
+        for /healthz and /metrics only, so a full hub still answers its load balancer. One
+        address may hold at most --max-client-connections of them, so one client cannot take
+        every slot; --trusted-proxy addresses (a proxy carries many clients; by default this
+        machine's loopback addresses) are not limited per address.
+        """
+        config = self.config
+        if self.closing:
+            return "the hub is shutting down"
+        if len(self.connections) >= config.max_connections + RESERVE:
+            return "too many connections; retry later"
+        if client in self.per_client_exempt or not client:
+            return None
+        held = self.per_client.get(client, 0)
+        if held >= config.max_client_connections:
+            return (
+                f"too many connections from {client} "
+                f"(--max-client-connections {config.max_client_connections}); retry later"
+            )
+        self.per_client[client] = held + 1
+        return None
+
+    def release(self, client: str) -> None:
+        held = self.per_client.get(client)
+        if held is not None:
+            if held <= 1:
+                del self.per_client[client]
+            else:
+                self.per_client[client] = held - 1
 
     def fast_path_for(self, client: str) -> bool:
         """Whether a connection from `client` may publish through the C fast path: always under
@@ -124,6 +162,7 @@ async def run(
 ) -> None:
     """Serve until `stop` is set (or SIGTERM/SIGINT), then shut down within the grace time."""
     loop = asyncio.get_running_loop()
+    _open_file_limit(config.max_connections + RESERVE + 64)
     hub = hub or config.new_hub()
     await hub.start()
     state = ServerState(hub, config)
@@ -153,6 +192,28 @@ async def run(
             loop.remove_signal_handler(signum)
         await _shutdown(server, state, tasks)
         await hub.close()
+
+
+def _open_file_limit(needed: int) -> None:
+    """Raise the soft open-file limit to what --max-connections needs (up to the hard limit),
+    or say in one line that connections past it will be refused by the kernel, not the hub."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "the open-file limit (%d) is below what --max-connections needs (%d): raise it "
+            "(ulimit -n, LimitNOFILE=) or lower --max-connections",
+            soft,
+            needed,
+        )
 
 
 async def _shutdown(

@@ -30,6 +30,10 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     console: bool = True
     max_connections: int = 10_000
+    max_client_connections: int = 1000  # per peer address (trusted proxies exempt)
+    # Proxies whose X-Forwarded-For is believed, and which are not limited per address (a
+    # proxy carries many clients): by default this machine, where nginx usually runs.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     max_buffer_bytes: int = 1024 * 1024
@@ -68,4 +72,5 @@ class ServerConfig:
             policy=self.policy,
             metrics_token=self.metrics_token,
             metrics_topics=self.metrics_topics,
+            trusted_proxies=frozenset(self.trusted_proxies),
         )

@@ -9,6 +9,7 @@ is gone or too slow.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable
 from functools import partial
@@ -44,6 +45,8 @@ __all__ = ["HttpProtocol", "PublishGroup"]
 
 
 _T = TypeVar("_T")
+# What a connection from the reserve may ask for (see ServerState.admit).
+_RESERVED_PATHS = frozenset({"/healthz", "/metrics"})
 _MAX_PIPELINED = 32
 # Shared empty values for streams, which never parse again (see _start_stream).
 _NOTHING_QUEUED: list[tuple[Request, bool]] = []
@@ -70,6 +73,7 @@ class HttpProtocol(asyncio.Protocol):
         "_partial",
         "_queue",
         "_raw_headers",
+        "_reserve",
         "_task",
         "_url",
         "parser",
@@ -101,6 +105,7 @@ class HttpProtocol(asyncio.Protocol):
         self._failure: HTTPError | None = None  # for a request that could not be parsed
         self._client = ""  # the peer's address
         self._fast_path = False  # may plain publishes take the C fast path (see connection_made)
+        self._reserve = False  # past --max-connections: answers /healthz and /metrics only
         self._expiry: asyncio.TimerHandle | None = None  # ends a stream when its token expires
 
     # -- connection events --------------------------------------------------------------------
@@ -109,17 +114,24 @@ class HttpProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport = cast(asyncio.Transport, transport)
         state = self.state
-        if len(state.connections) >= state.config.max_connections or state.closing:
+        peer = transport.get_extra_info("peername")
+        # Interned: the connections of one peer share one string.
+        self._client = sys.intern(peer[0]) if isinstance(peer, tuple) else ""
+        refusal = state.admit(self._client)
+        if refusal is not None:
             state.traffic.count_rejection(503)
-            reply = Response(503, b'{"error": "too many connections; retry later"}')
+            reply = HTTPError(503, refusal).response()
             transport.write(response_head(reply, False, [("Retry-After", "1")]) + reply.body)
             transport.close()
             return
         state.connections.add(self)
         state.traffic.connections += 1
-        peer = transport.get_extra_info("peername")
-        self._client = peer[0] if isinstance(peer, tuple) else ""
-        self._fast_path = parse_plain_publish is not None and state.fast_path_for(self._client)
+        self._reserve = len(state.connections) > state.config.max_connections
+        self._fast_path = (
+            parse_plain_publish is not None
+            and not self._reserve
+            and state.fast_path_for(self._client)
+        )
         self._wait_for_request()
 
     def _wait_for_request(self) -> None:
@@ -137,6 +149,7 @@ class HttpProtocol(asyncio.Protocol):
         if self in state.connections:
             state.connections.discard(self)
             state.traffic.connections -= 1
+            state.release(self._client)
         if self.topics:
             state.hub.remove(self, self.topics)
             state.traffic.open_streams -= 1
@@ -295,6 +308,12 @@ class HttpProtocol(asyncio.Protocol):
         while self._queue and not (self._busy or self.topics or self._closing()):
             request, keep_alive = self._queue.pop(0)
             self._keep_alive = keep_alive
+            if self._reserve and request.path not in _RESERVED_PATHS:
+                # A connection past --max-connections is kept for a load balancer's checks.
+                self._keep_alive = False
+                refusal = HTTPError(503, "too many connections; retry later")
+                self._respond(request, refusal.response())
+                continue
             self._reply(request, self.state.api.handle, request)
         if self._failure is not None:
             # What could not be parsed is answered after everything read before it.

@@ -162,7 +162,9 @@ read_header(Head *head, const char *name, Py_ssize_t name_n, const char *value, 
         equals_lower(name, name_n, "origin") || equals_lower(name, name_n, "upgrade") ||
         equals_lower(name, name_n, "proxy-connection") ||
         equals_lower(name, name_n, "content-encoding") ||
-        equals_lower(name, name_n, "sec-fetch-site")) {
+        equals_lower(name, name_n, "sec-fetch-site") ||
+        equals_lower(name, name_n, "x-forwarded-for") || equals_lower(name, name_n, "forwarded") ||
+        equals_lower(name, name_n, "x-real-ip")) {
         return GIVE_UP;
     }
     if (strict && equals_lower(name, name_n, "authorization")) {
