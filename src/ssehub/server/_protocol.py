@@ -501,12 +501,13 @@ class PublishGroup:
     A publisher that publishes alone (the previous turn brought one publish, or the previous
     group was a single one) is published at once instead: see `add`.
 
-    Only a backend that publishes without I/O takes the group in one call. For one that needs
-    I/O each publish goes its own way, as on the general path, so that a write the backend
-    refuses fails only the publisher that sent it.
+    A store that needs I/O (SQLite, Redis) gets the group as one write too, awaited in one
+    task: one transaction, one Redis script for the turn's publishes. If it refuses the write,
+    nothing was stored and each publish is tried again alone, so that a write the store refuses
+    fails only the publisher that sent it.
     """
 
-    __slots__ = ("_alone_this_turn", "_call_soon", "_entries", "_grouping", "_state")
+    __slots__ = ("_alone_this_turn", "_call_soon", "_entries", "_grouping", "_state", "_writes")
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
@@ -514,6 +515,7 @@ class PublishGroup:
         self._entries: list[tuple[HttpProtocol, bool, Draft]] = []
         self._grouping = False
         self._alone_this_turn = 0  # publishes published at once in this turn (0: not counting)
+        self._writes: set[asyncio.Future[None]] = set()  # group writes waiting for the store
 
     def add(self, connection: HttpProtocol, keep_alive: bool, draft: Draft) -> None:
         """Publish `draft` for `connection`, whose next request waits until this is answered."""
@@ -545,14 +547,39 @@ class PublishGroup:
         try:
             ids = hub.publish_drafts_now([draft for _, _, draft in entries])
         except StoreUnavailable:  # the group would pass --max-topics: each is judged alone
-            ids = None
-        if ids is None:
-            for connection, keep_alive, draft in entries:
-                connection.publish_alone(keep_alive, draft)
+            self._each_alone(entries)
+            return
+        if ids is None:  # the store needs I/O: one write for the group, in one task
+            if len(entries) == 1:
+                self._each_alone(entries)
+            else:
+                write = asyncio.ensure_future(self._publish_later(entries))
+                self._writes.add(write)  # held until done: the loop keeps only weak references
+                write.add_done_callback(self._writes.discard)
         elif hub.publishers_wait():
             hub.hold_publisher(partial(self._answer, entries, ids))
         else:
             self._answer(entries, ids)
+
+    async def _publish_later(self, entries: list[tuple[HttpProtocol, bool, Draft]]) -> None:
+        """The group's publishes in one store write (one Redis script, one SQLite transaction).
+        If the store refuses the write, nothing of it was stored: each publish is then tried
+        alone, so that only the publishes the store refuses fail."""
+        hub = self._state.hub
+        try:
+            ids = await hub.publish_drafts([draft for _, _, draft in entries])
+        except Exception:
+            self._each_alone(entries)
+            return
+        if hub.publishers_wait():
+            hub.hold_publisher(partial(self._answer, entries, ids))
+        else:
+            self._answer(entries, ids)
+
+    @staticmethod
+    def _each_alone(entries: list[tuple[HttpProtocol, bool, Draft]]) -> None:
+        for connection, keep_alive, draft in entries:
+            connection.publish_alone(keep_alive, draft)
 
     def _answer(self, entries: list[tuple[HttpProtocol, bool, Draft]], ids: list[str]) -> None:
         deadline = self._state.now() + self._state.config.idle_timeout
