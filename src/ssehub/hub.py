@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -53,6 +61,26 @@ Reader = Callable[[Record], None]
 MAX_EVENT_ID = 256
 #: Seconds between two background sweeps of expired history (`Store.sweep`).
 SWEEP_INTERVAL = 5.0
+#: Bytes of replay written at a time to a stream that resumes with flow control (`drain`).
+REPLAY_SLICE = 256 * 1024
+
+
+def _size(records: Sequence[Record]) -> int:
+    return sum(len(record.payload) for record in records)
+
+
+def _slices(records: Sequence[Record]) -> Iterator[list[Record]]:
+    """`records` in runs of about REPLAY_SLICE bytes (at least one record each)."""
+    part: list[Record] = []
+    size = 0
+    for record in records:
+        part.append(record)
+        size += len(record.payload)
+        if size >= REPLAY_SLICE:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
 
 
 @dataclass(slots=True)
@@ -304,13 +332,18 @@ class Hub:
         last_event_id: str,
         send: Callable[[list[Record]], None],
         audience: Audience | None = None,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Send `key` what it missed after `last_event_id`, or a reset record, via `send`:
         the records `audience` may see (`model.visible`), live or replayed alike.
 
-        Live records that arrive while the store answers are buffered and sent after the
-        replay, minus any the replay already held. On return nothing is registered for `key`:
-        the caller registers it live at once (no await in between), so nothing is lost or doubled.
+        Live records that arrive meanwhile are buffered and sent after the replay, minus any
+        the replay already held. With `drain`, the replay is sent in slices of about
+        `REPLAY_SLICE` bytes, each once `drain()` says the reader took the one before: a
+        client that reads keeps up with any backlog at its own pace, and its buffer never holds
+        more than a slice or two (live records wait here meanwhile, at most `max_pending`).
+        On return nothing is registered for `key`: the caller registers it live at once (no
+        await in between), so nothing is lost or doubled.
         """
         pending: list[Record] = []
         self.add_reader(key, topics, pending.append, audience)
@@ -320,18 +353,28 @@ class Hub:
                 replay = Replay(reset=f"an id of {len(last_event_id)} characters is no id")
             else:
                 replay = await self.store.replay(topics, last_event_id)
+            if replay.reset is not None:
+                self.stats.resets += 1
+                missed = [reset_record(replay.reset, last_event_id, position)]
+                covered = -1  # every live record follows a reset
+            else:
+                self.stats.replays += 1
+                missed = visible(replay.records, audience)
+                covered = replay.records[-1].seq if replay.records else replay.after
+            # Paced: the replay, then what arrived meanwhile, a slice at a time while there is
+            # more than a slice; the rest goes below, with no await before going live.
+            while drain is not None and _size(missed) > REPLAY_SLICE:
+                for part in _slices(missed):
+                    send(part)
+                    await drain()
+                    if len(pending) > self.max_pending:
+                        raise SlowSubscriberError("fell too far behind while catching up")
+                covered = max(covered, missed[-1].seq)
+                missed = [record for record in pending if record.seq > covered]
+                pending.clear()
         finally:
             self.remove(key, topics)
-        if replay.reset is not None:
-            self.stats.resets += 1
-            send([reset_record(replay.reset, last_event_id, position), *pending])
-            return
-        self.stats.replays += 1
-        covered = replay.records[-1].seq if replay.records else replay.after
-        missed = [
-            *visible(replay.records, audience),
-            *(record for record in pending if record.seq > covered),
-        ]
+        missed += [record for record in pending if record.seq > covered]
         if missed:
             send(missed)
 
@@ -358,13 +401,18 @@ class Hub:
         write: Writer,
         last_event_id: str,
         audience: Audience | None = None,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Attach a resuming byte stream: what it missed (or a reset), then live events."""
+        """Attach a resuming byte stream: what it missed (or a reset), then live events.
+
+        `drain()`, when given, returns once the stream's reader has taken what was written:
+        the replay is then written as the reader reads it (see `catch_up`).
+        """
 
         def send(records: list[Record]) -> None:
             write(b"".join(record.payload for record in records))
 
-        await self.catch_up(key, topics, last_event_id, send, audience)
+        await self.catch_up(key, topics, last_event_id, send, audience, drain)
         self.add_writer(key, topics, write, audience)
 
     def subscribe(

@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--retry", type=int, default=3000)
     parser.add_argument("--cors-origin", action="append", default=[])
     parser.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
+    parser.add_argument("--max-buffer-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--jwt-key")
     parser.add_argument("--jwt-algorithm", default="HS256")
     parser.add_argument("--allow-anonymous", action="store_true")
@@ -44,6 +45,7 @@ def main() -> None:
         retry=args.retry,
         cors_origins=tuple(args.cors_origin),
         max_body_bytes=args.max_body_bytes,
+        max_pending_bytes=args.max_buffer_bytes,
         jwt_key=args.jwt_key,
         jwt_algorithm=args.jwt_algorithm,
         allow_anonymous=args.allow_anonymous,

@@ -22,7 +22,7 @@ from ssehub.asgi._engine import (
 from ssehub.asgi._scope import Receive, Scope, Send
 from ssehub.asgi._scope import last_event_id as resume_point
 from ssehub.asgi._shutdown import register, unregister
-from ssehub.hub import Hub
+from ssehub.hub import Hub, SlowSubscriberError
 from ssehub.model import Audience, topic_tuple
 
 if TYPE_CHECKING:
@@ -246,6 +246,7 @@ class HubStreamResponse(_StreamResponse):
         self.audience = audience
         self.expires = expires
         self._expiry: asyncio.TimerHandle | None = None
+        self._resuming: asyncio.Task[None] | None = None
 
     def _new_outbox(self) -> Outbox:
         return Outbox(self.max_pending_bytes)
@@ -260,11 +261,34 @@ class HubStreamResponse(_StreamResponse):
         if self.last_event_id is None:
             hub.open_stream(outbox, self.topics, outbox.write, self.audience)
         else:
-            await hub.resume_stream(
-                outbox, self.topics, outbox.write, self.last_event_id, self.audience
+            # In a task of its own, so the pump sends the replay as the client takes it.
+            self._resuming = asyncio.get_running_loop().create_task(
+                self._resume(outbox, self.last_event_id)
             )
 
+    async def _resume(self, outbox: Outbox, last_event_id: str) -> None:
+        # While it catches up the stream is paced by its client (`wait_for_room`), so the
+        # limit on what may wait for a slow client applies only once it is live.
+        limit, outbox.limit = outbox.limit, None
+        try:
+            await self.hub.resume_stream(
+                outbox,
+                self.topics,
+                outbox.write,
+                last_event_id,
+                self.audience,
+                outbox.wait_for_room,
+            )
+            await outbox.wait_for_room()
+            outbox.limit = limit
+        except SlowSubscriberError:
+            outbox.finish(OVERFLOW)
+        except Exception:  # the store is away: the client retries and resumes
+            outbox.finish(FAILED)
+
     async def _stop(self, outbox: Outbox) -> None:
+        if self._resuming is not None:
+            self._resuming.cancel()
         if self._expiry is not None:
             self._expiry.cancel()
         if outbox.end in (OVERFLOW, STALLED):

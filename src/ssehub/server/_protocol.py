@@ -28,6 +28,7 @@ from ssehub.api import (
     opening,
 )
 from ssehub.backends import StoreUnavailable
+from ssehub.hub import SlowSubscriberError
 from ssehub.model import Draft
 from ssehub.server._http1 import id_reply, response_head, stream_head
 
@@ -45,6 +46,7 @@ __all__ = ["HttpProtocol", "PublishGroup"]
 
 
 _T = TypeVar("_T")
+
 # What a connection from the reserve may ask for (see ServerState.admit).
 _RESERVED_PATHS = frozenset({"/healthz", "/metrics"})
 _MAX_PIPELINED = 32
@@ -64,6 +66,7 @@ class HttpProtocol(asyncio.Protocol):
         "_busy",
         "_client",
         "_deadline",
+        "_drained",
         "_expiry",
         "_failure",
         "_fast_path",
@@ -107,6 +110,8 @@ class HttpProtocol(asyncio.Protocol):
         self._fast_path = False  # may plain publishes take the C fast path (see connection_made)
         self._reserve = False  # past --max-connections: answers /healthz and /metrics only
         self._expiry: asyncio.TimerHandle | None = None  # ends a stream when its token expires
+        # While a stream catches up: done once the peer has drained its buffer (see _drain).
+        self._drained: asyncio.Future[None] | None = None
 
     # -- connection events --------------------------------------------------------------------
 
@@ -162,13 +167,28 @@ class HttpProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The peer stopped reading and its buffer passed the limit: drop it so it cannot hold
-        # memory or slow anyone; it reconnects and resumes from history.
-        if self.topics and self.transport is not None:
+        # memory or slow anyone; it reconnects and resumes from history. A stream catching up
+        # is written as it reads (`_drain`), so there the peer is only behind, not too slow.
+        if self._drained is not None:
+            self._drained = asyncio.get_running_loop().create_future()
+        elif self.topics and self.transport is not None:
             self.state.hub.stats.slow_dropped += 1
             self.transport.abort()
 
     def resume_writing(self) -> None:
-        pass
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    async def _drain(self) -> None:
+        """Return once the peer has taken what was written (its buffer is below the low mark);
+        a peer that stops reading for --idle-timeout is cut."""
+        drained = self._drained
+        if drained is not None and not drained.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(drained), self.state.config.idle_timeout)
+            except TimeoutError:
+                raise SlowSubscriberError("stopped reading while catching up") from None
 
     def data_received(self, data: bytes) -> None:
         if self.parser is None or self.topics:
@@ -462,14 +482,25 @@ class HttpProtocol(asyncio.Protocol):
             self._task = asyncio.ensure_future(self._resume(reply.last_event_id, reply.audience))
 
     async def _resume(self, last_event_id: str, audience: Audience | None) -> None:
-        assert self.transport is not None
-        write = self.transport.write
+        transport = self.transport
+        assert transport is not None
+        hub = self.state.hub
+        # Catching up: paced by the peer, not counted as slow; nothing to wait for yet.
+        self._drained = asyncio.get_running_loop().create_future()
+        self._drained.set_result(None)
         try:
-            await self.state.hub.resume_stream(self, self.topics, write, last_event_id, audience)
+            await hub.resume_stream(
+                self, self.topics, transport.write, last_event_id, audience, self._drain
+            )
+            await self._drain()  # what the last slice left in the buffer
+        except SlowSubscriberError:
+            hub.stats.slow_dropped += 1
+            transport.abort()
         except Exception as error:
             # The client retries and resumes: StoreUnavailable while the store is away.
             self.state.errors.report("replaying a stream's history (closed; it retries)", error)
-            self.transport.close()
+            transport.close()
+        self._drained = None
         self._task = None
 
     # -- shutdown -----------------------------------------------------------------------------
