@@ -21,8 +21,30 @@
  *           Used for the idle-memory test (no events) and as the single reader of the
  *           publish-rate test (with --batch-us, which pauses between reads so that each read
  *           carries many events: the reader only counts there, and stays cheap).
+ *   follow  the subscriber half of fanout, for events someone else publishes (another sseload in
+ *           fanout mode, through another server that shares a backend with this one): N
+ *           subscribers, "READY ..." once all are open, then the same order/loss/latency checks
+ *           as fanout. The window starts at the publish time that event 1 carries (the clock is
+ *           the machine's CLOCK_MONOTONIC, so another process's timestamps compare) and ends at
+ *           the last delivery; it stops once every subscriber has all E events, or --idle-ms
+ *           after the last event, or on SIGTERM.
  *
- * Output: one JSON object on stdout (after the READY line in subs mode).
+ *           With --events 0 it expects no event at all (the subscribers who must not get what
+ *           is published, e.g. private events): every event but the warm-up one (seq 0) counts
+ *           in "received"; it then stops only after --idle-ms past a stray event, at the
+ *           timeout, or on SIGTERM.
+ *
+ * --redis-port P (fanout, follow): also report the CPU time of the Redis server on P (INFO cpu:
+ * used_cpu_sys + used_cpu_user, microseconds) over the measured window, as "redis_cpu_s".
+ * --sub-paths FILE: one request path per line (e.g. each with its own `authorization` token);
+ * subscriber i requests line i (modulo the number of lines) instead of --sub-path.
+ * --pub-header "Name: value" (fanout, repeatable): sent with every publish, e.g. a publisher's
+ * "Authorization: Bearer <jwt>".
+ * --private (fanout, with --form-topic): the events 1..E are published with "private=on"; the
+ * warm-up event stays public, so that subscribers who may not see private events confirm their
+ * registration too.
+ *
+ * Output: one JSON object on stdout (after the READY line in subs and follow mode).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -84,16 +106,25 @@ static int drain_ms = 1000;
 static int64_t max_samples = 4000000;
 static int server_pids[MAX_PIDS];
 static int n_server_pids = 0;
+static int redis_port = 0; /* report this Redis server's CPU over the window when set */
+static int follow = 0;     /* follow mode: fanout's subscribers, someone else publishes */
+#define MAX_PUB_HEADERS 4
+static const char *pub_headers[MAX_PUB_HEADERS]; /* extra publish request headers */
+static int n_pub_headers = 0;
+static int private_events = 0; /* form-publish events 1..E with private=on */
+static char **sub_paths = NULL; /* --sub-paths: a request path per subscriber (modulo) */
+static int n_sub_paths = 0;
 
 /* state shared with the publisher thread */
 static atomic_int n_open, n_failed, n_warm, pub_done, pub_error, stop_flag;
 static atomic_long pub_t_first, pub_t_end;
-static atomic_long srv_cpu_start, gen_cpu_start, busy_start, steal_start;
+static atomic_long srv_cpu_start, gen_cpu_start, busy_start, steal_start, redis_cpu_start;
 
 static conn_t *conns;
 static int opened = 0, pending = 0;
 static int n_closed_early = 0, n_complete = 0;
 static int64_t total_events = 0, total_received = 0, last_delivery_ns = 0, last_data_ns = 0;
+static int64_t follow_t0 = 0; /* follow mode: the publish time event 1 carries */
 static int64_t *lat;
 static int64_t lat_n = 0, lat_cap = 0;
 static int lat_every = 1;
@@ -155,6 +186,37 @@ static void machine_cpu_ns(int64_t *busy, int64_t *steal) {
     *steal = (int64_t)v[7] * tick;
 }
 
+/* The Redis server's own CPU time (INFO cpu: used_cpu_sys + used_cpu_user, getrusage with
+ * microseconds), in ns; -1 when it cannot be asked. */
+static int64_t redis_cpu_ns(void) {
+    if (!redis_port) return -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(redis_port)};
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    static const char cmd[] = "*2\r\n$4\r\nINFO\r\n$3\r\ncpu\r\n";
+    char buf[4096];
+    size_t have = 0;
+    int64_t result = -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) goto out;
+    if (send(fd, cmd, sizeof cmd - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof cmd - 1)) goto out;
+    for (;;) { /* a bulk reply: "$<len>\r\n<len bytes>\r\n" */
+        ssize_t n = recv(fd, buf + have, sizeof buf - 1 - have, 0);
+        if (n <= 0) goto out;
+        have += n;
+        buf[have] = 0;
+        char *eol = strstr(buf, "\r\n");
+        if (buf[0] != '$' || (!eol && have >= sizeof buf - 1)) goto out;
+        if (eol && have >= (size_t)(eol - buf) + 2 + strtoul(buf + 1, NULL, 10)) break;
+        if (have >= sizeof buf - 1) goto out;
+    }
+    char *sys = strstr(buf, "\nused_cpu_sys:"), *user = strstr(buf, "\nused_cpu_user:");
+    if (sys && user) result = (int64_t)((atof(sys + 14) + atof(user + 15)) * 1e9);
+out:
+    close(fd);
+    return result;
+}
+
 static int connect_blocking(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) die("socket");
@@ -183,6 +245,16 @@ static void dispatch(conn_t *c, int64_t now) {
             atomic_fetch_add(&n_warm, 1);
         }
         return;
+    }
+    if (follow && !follow_t0) { /* the measured window starts with the first event */
+        follow_t0 = c->seq == 1 ? c->ts : now;
+        atomic_store(&srv_cpu_start, server_cpu_ns());
+        atomic_store(&gen_cpu_start, self_cpu_ns());
+        atomic_store(&redis_cpu_start, redis_cpu_ns());
+        int64_t busy, steal;
+        machine_cpu_ns(&busy, &steal);
+        atomic_store(&busy_start, busy);
+        atomic_store(&steal_start, steal);
     }
     c->received++;
     total_received++;
@@ -353,11 +425,17 @@ static void on_writable(conn_t *c) {
         conn_close(c, 0);
         return;
     }
-    char req[1024];
+    char req[8192];
+    const char *path = n_sub_paths ? sub_paths[c->idx % n_sub_paths] : sub_path;
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n"
                      "Cache-Control: no-cache\r\nUser-Agent: sseload\r\n\r\n",
-                     sub_path, host, port);
+                     path, host, port);
+    if (n >= (int)sizeof req) {
+        fprintf(stderr, "sseload: subscriber request too long\n");
+        conn_close(c, 0);
+        return;
+    }
     if (send(c->fd, req, n, MSG_NOSIGNAL) != n) {
         conn_close(c, 0);
         return;
@@ -460,10 +538,11 @@ static int read_response(int fd, char *buf, size_t cap) {
 }
 
 static int publish(int fd, int64_t seq, char *buf, size_t cap) {
-    char body[256], req[1024];
+    char body[256], req[8192], extra[4096] = "";
     if (seq == 1) { /* the measured window starts here */
         atomic_store(&srv_cpu_start, server_cpu_ns());
         atomic_store(&gen_cpu_start, self_cpu_ns());
+        atomic_store(&redis_cpu_start, redis_cpu_ns());
         int64_t busy, steal;
         machine_cpu_ns(&busy, &steal);
         atomic_store(&busy_start, busy);
@@ -472,14 +551,23 @@ static int publish(int fd, int64_t seq, char *buf, size_t cap) {
     int64_t ts = now_ns();
     if (seq == 1) atomic_store(&pub_t_first, ts);
     int blen = form_topic
-                   ? snprintf(body, sizeof body, "topic=%s&data=%lld_%lld", form_topic,
-                              (long long)seq, (long long)ts)
+                   ? snprintf(body, sizeof body, "topic=%s&data=%lld_%lld%s", form_topic,
+                              (long long)seq, (long long)ts,
+                              private_events && seq >= 1 ? "&private=on" : "")
                    : snprintf(body, sizeof body, "%lld_%lld", (long long)seq, (long long)ts);
+    size_t used = 0;
+    for (int h = 0; h < n_pub_headers && used < sizeof extra; h++)
+        used += snprintf(extra + used, sizeof extra - used, "%s\r\n", pub_headers[h]);
     int n = snprintf(req, sizeof req,
-                     "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\n"
+                     "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\n%s"
                      "Content-Length: %d\r\n\r\n%s",
                      pub_path, host, port,
-                     form_topic ? "application/x-www-form-urlencoded" : "text/plain", blen, body);
+                     form_topic ? "application/x-www-form-urlencoded" : "text/plain", extra, blen,
+                     body);
+    if (used >= sizeof extra || blen >= (int)sizeof body || n >= (int)sizeof req) {
+        fprintf(stderr, "sseload: publish request too long\n");
+        return -1;
+    }
     if (send(fd, req, n, MSG_NOSIGNAL) != n) return -1;
     int status = read_response(fd, buf, cap);
     if (seq >= 1) pub_rtt[pub_rtt_n++] = now_ns() - ts;
@@ -547,11 +635,38 @@ static void on_signal(int sig) {
     atomic_store(&stop_flag, 1);
 }
 
+/* --sub-paths FILE: one request path per line (blank lines skipped). */
+static void load_sub_paths(const char *file) {
+    FILE *f = fopen(file, "r");
+    if (!f) die(file);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int room = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        if (n_sub_paths == room) {
+            room = room ? 2 * room : 1024;
+            sub_paths = realloc(sub_paths, room * sizeof *sub_paths);
+            if (!sub_paths) die("realloc");
+        }
+        sub_paths[n_sub_paths++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    if (!n_sub_paths) {
+        fprintf(stderr, "sseload: no path in %s\n", file);
+        exit(2);
+    }
+}
+
 static void usage(void) {
     fprintf(stderr,
-            "usage: sseload [fanout|subs] --port P [--host H] [--sub-path PATH] [--subs N]\n"
+            "usage: sseload [fanout|subs|follow] --port P [--host H] [--sub-path PATH] [--subs N]\n"
             "  [--events E] [--pub-path PATH] [--form-topic T] [--server-pid PID]...\n"
-            "  [--timeout S] [--idle-ms MS] [--drain-ms MS] [--max-pending N] [--batch-us US]\n");
+            "  [--timeout S] [--idle-ms MS] [--drain-ms MS] [--max-pending N] [--batch-us US]\n"
+            "  [--redis-port P] [--sub-paths FILE] [--pub-header 'Name: value']... [--private]\n");
     exit(2);
 }
 
@@ -560,6 +675,10 @@ int main(int argc, char **argv) {
     if (i < argc && argv[i][0] != '-') mode = argv[i++];
     for (; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--private")) { /* the one option without a value */
+            private_events = 1;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
         if (!strcmp(a, "--host")) host = v;
@@ -575,13 +694,24 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--max-pending")) max_pending = atoi(v);
         else if (!strcmp(a, "--max-samples")) max_samples = atoll(v);
         else if (!strcmp(a, "--batch-us")) batch_us = atoi(v);
+        else if (!strcmp(a, "--redis-port")) redis_port = atoi(v);
+        else if (!strcmp(a, "--sub-paths")) load_sub_paths(v);
+        else if (!strcmp(a, "--pub-header") && n_pub_headers < MAX_PUB_HEADERS)
+            pub_headers[n_pub_headers++] = v;
         else if (!strcmp(a, "--server-pid") && n_server_pids < MAX_PIDS)
             server_pids[n_server_pids++] = atoi(v);
         else usage();
         i++;
     }
     int fanout = !strcmp(mode, "fanout");
-    if (!fanout && strcmp(mode, "subs")) usage();
+    follow = !strcmp(mode, "follow");
+    int subs = !strcmp(mode, "subs");
+    int streams = fanout || follow; /* the "<seq>_<ts>" events of a fan-out test */
+    if (!fanout && !follow && !subs) usage();
+    if (private_events && !form_topic) {
+        fprintf(stderr, "sseload: --private needs --form-topic\n");
+        usage();
+    }
 
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -593,7 +723,7 @@ int main(int argc, char **argv) {
 
     conns = calloc(nsubs, sizeof *conns);
     char *buf = malloc(READ_BUF);
-    if (fanout) {
+    if (streams) {
         int64_t want = (int64_t)nsubs * nevents;
         while (want / lat_every > max_samples) lat_every++;
         lat_cap = want / lat_every + nevents;
@@ -602,7 +732,7 @@ int main(int argc, char **argv) {
     }
     epfd = epoll_create1(0);
     if (epfd < 0) die("epoll_create1");
-    if (!fanout) {
+    if (subs) {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev);
     }
@@ -612,7 +742,7 @@ int main(int argc, char **argv) {
     int64_t start = now_ns();
     int64_t deadline = start + (int64_t)(timeout_s * 1e9);
     int64_t t_all_open = 0, ready_cpu = 0, ready_ns = 0;
-    int printed_ready = 0, stdin_open = !fanout;
+    int printed_ready = 0, stdin_open = subs;
     int64_t drain_started = 0;
     struct epoll_event evs[1024];
     while (!atomic_load(&stop_flag)) {
@@ -640,7 +770,11 @@ int main(int argc, char **argv) {
                                                                           : atomic_load(&pub_t_end));
             if (since > (int64_t)idle_ms * 1000000) break;
         }
-        if (!fanout && !stdin_open) {
+        if (follow && follow_t0) {
+            if (n_complete >= atomic_load(&n_open)) break;
+            if (now - last_data_ns > (int64_t)idle_ms * 1000000) break;
+        }
+        if (subs && !stdin_open) {
             /* drained: the streams were quiet for drain_ms since the later of EOF and last data */
             int64_t last = last_data_ns > drain_started ? last_data_ns : drain_started;
             if (now - last > (int64_t)drain_ms * 1000000) break;
@@ -668,6 +802,7 @@ int main(int argc, char **argv) {
     int64_t end = now_ns();
     int64_t gen_cpu_end = self_cpu_ns();
     int64_t srv_cpu_end = server_cpu_ns();
+    int64_t redis_cpu_end = redis_cpu_ns();
     int64_t busy_end, steal_end;
     machine_cpu_ns(&busy_end, &steal_end);
     atomic_store(&stop_flag, 1);
@@ -681,7 +816,7 @@ int main(int argc, char **argv) {
         if (c->received > max_rx) max_rx = c->received;
         gaps += c->gaps;
         dups += c->dups;
-        if (fanout) lost += nevents > c->received ? nevents - c->received : 0;
+        if (streams) lost += nevents > c->received ? nevents - c->received : 0;
     }
     lost += (int64_t)(nsubs - opened) * nevents;
 
@@ -691,8 +826,8 @@ int main(int argc, char **argv) {
            mode, timed_out, nsubs, atomic_load(&n_open), atomic_load(&n_failed), (long long)still_open,
            n_closed_early, (long long)total_events, (long long)total_received, (long long)min_rx,
            (long long)max_rx);
-    if (fanout) {
-        int64_t t0 = atomic_load(&pub_t_first), t1 = last_delivery_ns;
+    if (streams) {
+        int64_t t0 = follow ? follow_t0 : atomic_load(&pub_t_first), t1 = last_delivery_ns;
         double window = t0 && t1 > t0 ? (t1 - t0) / 1e9 : 0;
         qsort(lat, lat_n, sizeof *lat, cmp64);
         qsort(pub_rtt, pub_rtt_n, sizeof *pub_rtt, cmp64);
@@ -716,6 +851,13 @@ int main(int argc, char **argv) {
                pct(pub_rtt, pub_rtt_n, 0.50), pct(pub_rtt, pub_rtt_n, 0.99), wall,
                gen_cpu / 1e9, srv_cpu / 1e9, (busy_end - atomic_load(&busy_start)) / 1e9,
                (steal_end - atomic_load(&steal_start)) / 1e9);
+        printf(", \"t_first_ns\": %lld, \"t_last_delivery_ns\": %lld", (long long)t0,
+               (long long)t1);
+        int64_t r0 = atomic_load(&redis_cpu_start);
+        if (redis_port && r0 >= 0 && redis_cpu_end >= 0 && t0) /* and the counters themselves */
+            printf(", \"redis_cpu_s\": %.6f, \"redis_cpu_at_start_s\": %.6f, "
+                   "\"redis_cpu_at_end_s\": %.6f",
+                   (redis_cpu_end - r0) / 1e9, r0 / 1e9, redis_cpu_end / 1e9);
     } else {
         printf(", \"cpu_wall_s\": %.6f, \"gen_cpu_s\": %.6f", ready_ns ? (end - ready_ns) / 1e9 : 0,
                ready_cpu ? (gen_cpu_end - ready_cpu) / 1e9 : 0);

@@ -67,7 +67,6 @@ class HttpProtocol(asyncio.Protocol):
         "_client",
         "_deadline",
         "_drained",
-        "_expiry",
         "_failure",
         "_fast_path",
         "_header_bytes",
@@ -104,12 +103,13 @@ class HttpProtocol(asyncio.Protocol):
         self._keep_alive = True
         self._partial = False  # httptools holds part of a request
         self._task: asyncio.Task[None] | None = None
-        self._deadline = 0.0  # when an unfinished request times out; 0 while none is awaited
+        # When the connection is closed: an unfinished request's timeout, or a stream's token
+        # expiry; 0 for neither. Checked now and then by ServerState (`close_if_idle`).
+        self._deadline = 0.0
         self._failure: HTTPError | None = None  # for a request that could not be parsed
         self._client = ""  # the peer's address
         self._fast_path = False  # may plain publishes take the C fast path (see connection_made)
         self._reserve = False  # past --max-connections: answers /healthz and /metrics only
-        self._expiry: asyncio.TimerHandle | None = None  # ends a stream when its token expires
         # While a stream catches up: done once the peer has drained its buffer (see _drain).
         self._drained: asyncio.Future[None] | None = None
 
@@ -160,8 +160,6 @@ class HttpProtocol(asyncio.Protocol):
             state.traffic.open_streams -= 1
         if self._task is not None:
             self._task.cancel()
-        if self._expiry is not None:
-            self._expiry.cancel()
         self.parser = None
         state.connection_closed()
 
@@ -474,8 +472,9 @@ class HttpProtocol(asyncio.Protocol):
         if reply.expires is not None:
             # The token's expiry ends the stream (a clean end: what is buffered goes first);
             # the client comes back with a fresh token, so a revoked grant lasts no longer.
-            delay = max(0.0, reply.expires - time.time())
-            self._expiry = asyncio.get_running_loop().call_later(delay, transport.close)
+            # A stream has no request to wait for, so its deadline is free to say when: the
+            # check that closes idle connections closes it (no timer per stream).
+            self._deadline = state.now() + max(0.0, reply.expires - time.time())
         if reply.last_event_id is None:
             state.hub.open_stream(self, self.topics, transport.write, reply.audience)
         else:
