@@ -137,6 +137,10 @@ class Hub:
         self._readers: dict[str, dict[Hashable, tuple[Reader, Audience | None]]] = {}
         self._fan_out = FanOut(self.stats, write_interval=write_interval)
         self._latest: EventId = ""
+        # The seq of the newest record delivered here (None before the first): a replay never
+        # hands out a record newer than that, which is still on its way to delivery and would
+        # then reach a resumed stream twice.
+        self._delivered_seq: int | None = None
         self._started = False
         self._sweeper: Cancellable | None = None
 
@@ -255,6 +259,7 @@ class Hub:
         stats = self.stats
         stats.published += len(records)
         self._latest = records[-1].id
+        self._delivered_seq = records[-1].seq
         self._fan_out.extend(records)
         if self._readers:
             for record in records:
@@ -359,8 +364,13 @@ class Hub:
                 covered = -1  # every live record follows a reset
             else:
                 self.stats.replays += 1
-                missed = visible(replay.records, audience)
-                covered = replay.records[-1].seq if replay.records else replay.after
+                stored = replay.records
+                bound = self._delivered_seq
+                if stored and bound is not None and stored[-1].seq > bound:
+                    # Stored, not yet delivered: it comes live, into `pending`.
+                    stored = [record for record in stored if record.seq <= bound]
+                missed = visible(stored, audience)
+                covered = stored[-1].seq if stored else replay.after
             # Paced: the replay, then what arrived meanwhile, a slice at a time while there is
             # more than a slice; the rest goes below, with no await before going live.
             while drain is not None and _size(missed) > REPLAY_SLICE:

@@ -78,9 +78,15 @@ _TOPIC_RULE = (
 )
 
 
-# Publishers reuse a few topic names, so most checks are one cache lookup.
-@functools.lru_cache(maxsize=65536)
 def _is_topic_name(text: str) -> bool:
+    # Too long is refused before the cache, so that refused requests cannot fill it.
+    return len(text) <= 256 and _is_short_topic_name(text)
+
+
+# Publishers reuse a few topic names, so most checks are one cache lookup; the cache holds at
+# most 4096 names of at most 256 characters.
+@functools.lru_cache(maxsize=4096)
+def _is_short_topic_name(text: str) -> bool:
     # str.isprintable() is False for every character of the categories Cc and Cf (C0 and C1
     # controls, U+0085, format characters such as U+200B or U+FEFF), Zl and Zp (U+2028,
     # U+2029), Zs but the ASCII space (U+00A0, U+3000...), Cs (lone surrogates), Co and Cn:

@@ -182,9 +182,13 @@ class Api:
         if ".." in relative.parts or relative.is_absolute():
             raise HTTPError(404, f"no such file: {request.path}")
         resource = self._web.joinpath(*relative.parts) if relative.parts else self._web
-        if resource.is_dir():
-            resource = resource / "index.html"
-        if not resource.is_file():
+        try:
+            if resource.is_dir():
+                resource = resource / "index.html"
+            found = resource.is_file()
+        except OSError:  # a name the file system cannot hold (ENAMETOOLONG): no such file
+            found = False
+        if not found:
             raise HTTPError(404, f"no route for {request.method} {request.path}")
         content_type = mimetypes.guess_type(resource.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type.endswith("javascript"):

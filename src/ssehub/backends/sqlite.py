@@ -9,7 +9,8 @@ a publish 200, only once the publish's transaction has committed.
 
 Commits. Appends are not written one transaction each: those that arrive in the same turn of
 the event loop (and those that arrive while the previous transaction is being written) are
-written in one transaction, on one worker thread. If a grouped transaction fails, each append
+written in one transaction, on the loop's thread (microseconds in WAL mode), or on the worker
+thread when a replay holds the connection there. If a grouped transaction fails, each append
 in it is retried alone, so a write SQLite refuses fails only the publish that caused it; an
 append that cannot be stored gets `StoreUnavailable` (the API answers 503).
 
@@ -49,6 +50,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -139,7 +141,8 @@ class SqliteStore(Store):
         # All SQLite work runs on this one thread, so the event loop never waits for the disk
         # (a commit, a checkpoint, a large replay or expiry) and the connection has one user.
         self._executor: ThreadPoolExecutor | None = None
-        self._connection: sqlite3.Connection | None = None  # used on the worker thread only
+        self._lock = threading.Lock()  # the connection: one thread at a time
+        self._connection: sqlite3.Connection | None = None  # by one thread at a time (_lock)
         self._worker_seq = 0  # the last id committed, as the worker sees it
         # Loop-thread state.
         self._origin = 0
@@ -226,9 +229,8 @@ class SqliteStore(Store):
         if not (last_event_id.isascii() and last_event_id.isdigit()):
             return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
         after = int(last_event_id)
-        # Replay no further than the appends already handed back: one whose transaction the
-        # worker has just committed is delivered by its publisher after this replay is
-        # answered, so replaying it too would send it twice.
+        # Replay no further than what is committed (the hub, for its part, replays nothing it
+        # has not delivered yet: see Hub.catch_up).
         upto = self._committed
         if after > upto:
             return Replay(reset=f"id {after} is newer than any event this hub has published")
@@ -253,7 +255,11 @@ class SqliteStore(Store):
 
     async def _run(self, job: Callable[[], _T]) -> _T:
         assert self._loop is not None
-        return await self._loop.run_in_executor(self._executor, job)
+        return await self._loop.run_in_executor(self._executor, partial(self._locked, job))
+
+    def _locked(self, job: Callable[[], _T]) -> _T:
+        with self._lock:
+            return job()
 
     def _oldest_kept(self, now: float) -> float | None:
         return now - self._ttl if self._ttl is not None else None
@@ -272,7 +278,21 @@ class SqliteStore(Store):
         now = self._clock()
         job = partial(self._write_sync, [r.drafts for r in requests], now, self._oldest_kept(now))
         assert self._loop is not None
-        written = self._loop.run_in_executor(self._executor, job)
+        # A turn's transaction takes microseconds (WAL, no fsync), far less than handing it to
+        # the worker and back (measured: 9 us against 129 us for five publishes): it is
+        # written here, on the loop, unless the worker holds the connection (a replay), in
+        # which case the worker writes it next, so the loop never waits.
+        if self._lock.acquire(blocking=False):
+            written: asyncio.Future[_Written] = self._loop.create_future()
+            try:
+                written.set_result(job())
+            except Exception as error:
+                written.set_exception(error)
+            finally:
+                self._lock.release()
+            self._written(requests, written)
+            return
+        written = self._loop.run_in_executor(self._executor, partial(self._locked, job))
         written.add_done_callback(partial(self._written, requests))
 
     def _written(self, requests: list[_Append], written: asyncio.Future[_Written]) -> None:
@@ -309,7 +329,7 @@ class SqliteStore(Store):
         if self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
 
-    # -- on the worker thread -------------------------------------------------------------------
+    # -- with the connection: on the loop thread or the worker, never both (_lock) ------------
 
     def _db(self) -> sqlite3.Connection:
         assert self._connection is not None
@@ -332,7 +352,10 @@ class SqliteStore(Store):
         connection: sqlite3.Connection | None = None
         try:
             # No busy timeout: a file another hub holds is an error at once, not a wait.
-            connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+            # Used from the loop thread and the worker, never at once (`_lock`).
+            connection = sqlite3.connect(
+                path, timeout=0, isolation_level=None, check_same_thread=False
+            )
             connection.execute("PRAGMA locking_mode = EXCLUSIVE")
             (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
             if str(mode).lower() != "wal":

@@ -73,6 +73,7 @@ class HttpProtocol(asyncio.Protocol):
         "_headers",
         "_keep_alive",
         "_partial",
+        "_peer_done",
         "_queue",
         "_raw_headers",
         "_reserve",
@@ -110,6 +111,7 @@ class HttpProtocol(asyncio.Protocol):
         self._client = ""  # the peer's address
         self._fast_path = False  # may plain publishes take the C fast path (see connection_made)
         self._reserve = False  # past --max-connections: answers /healthz and /metrics only
+        self._peer_done = False  # the client half-closed: close once its answers are out
         # While a stream catches up: done once the peer has drained its buffer (see _drain).
         self._drained: asyncio.Future[None] | None = None
 
@@ -162,6 +164,18 @@ class HttpProtocol(asyncio.Protocol):
             self._task.cancel()
         self.parser = None
         state.connection_closed()
+
+    def eof_received(self) -> bool:
+        """The client has sent all it will (a half-close): answer what it asked for first.
+
+        True keeps the connection open for the answers still owed; `_serve_next` closes it
+        once they are out. A stream's client never half-closes (EventSource does not): its
+        EOF means it has gone, and the stream ends at once.
+        """
+        self._peer_done = True
+        if self.topics:
+            return False
+        return bool(self._busy or self._queue or self._failure is not None)
 
     def pause_writing(self) -> None:
         # The peer stopped reading and its buffer passed the limit: drop it so it cannot hold
@@ -250,7 +264,12 @@ class HttpProtocol(asyncio.Protocol):
         limit = self.state.config.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             raise body_too_large(limit)
-        if "expect" in headers and headers["expect"].lower() == "100-continue" and self.transport:
+        if (
+            "expect" in headers
+            and headers["expect"].lower() == "100-continue"
+            and self.transport
+            and not (self._queue or self._busy)  # else it would precede earlier answers
+        ):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for this
 
     def on_body(self, body: bytes) -> None:
@@ -339,6 +358,9 @@ class HttpProtocol(asyncio.Protocol):
                 self._send_failure()
             return
         if not self._queue and self.transport is not None and not self.topics:
+            if self._peer_done and not self._busy:
+                self.transport.close()  # every answer owed is out; the client sent its last
+                return
             self.transport.resume_reading()
 
     def _reply(
@@ -381,7 +403,7 @@ class HttpProtocol(asyncio.Protocol):
             self._keep_alive = False
             self._respond(_PLAIN_PUBLISH, ids_response([event_id]))
         self._busy = False
-        if self._queue or self._failure is not None:
+        if self._queue or self._failure is not None or self._peer_done:
             self._serve_next()
         elif self._deadline == 0.0:
             self._deadline = deadline
