@@ -89,7 +89,7 @@ class DemoHub:
 def start_demo_hub(*args: str) -> DemoHub:
     command = [
         sys.executable,
-        *("-m", "ssehub", "serve", "--demo", "--port", "0"),
+        *("-m", "ssehub", "serve", "--demo", "--port", "0", "--metrics-topics", "1000"),
         *("--retry", str(RETRY_MS), "--heartbeat", "5"),
         *args,
     ]
