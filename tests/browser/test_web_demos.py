@@ -171,9 +171,7 @@ def test_chat_streams_the_answer_and_resumes_after_a_network_drop(
     proxy.wait_for(lambda: len(proxy.seen("/demo/chat", "last-event-id")) == 1)
     received = len(_chat_record(page)["indices"])
     topic = f"chat.{_chat_record(page)['id']}"
-    hub.wait_for(
-        lambda: hub.metric(f'topic_history_events{{topic="{topic}"}}') >= received + 10
-    )
+    hub.wait_for(lambda: hub.metric(f'topic_history_events{{topic="{topic}"}}') >= received + 10)
     expect(page.locator(".bubble.ai .meta")).to_contain_text("reconnecting in 250 ms")
     last_seen = page.evaluate("chatDemo.answers[0].stream.lastEventId")
     proxy.release()
