@@ -10,6 +10,12 @@ from support.hub_process import HubProcess, start_hub_process
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (`pytest.mark.anyio`) run on asyncio, as the hub does."""
+    return "asyncio"
+
+
+@pytest.fixture
 def start_hub() -> Iterator[Callable[..., HubProcess]]:
     """Factory: `hub = start_hub("--history", "5")`; every hub started is stopped afterwards."""
     started: list[HubProcess] = []

@@ -22,11 +22,6 @@ pytestmark = pytest.mark.anyio
 SCOPE: dict[str, Any] = {"type": "http", "method": "GET", "path": "/", "headers": []}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class ScriptedServer:
     """Records what the app sends; `hold()` makes body sends wait, as for a client not reading."""
 

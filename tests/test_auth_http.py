@@ -48,11 +48,6 @@ def publish(url: str, headers: dict[str, str] | None = None, **fields: object) -
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def hub(start_api: Callable[..., str]) -> str:
     """A hub with a key and anonymous readers allowed."""
     return start_api("--jwt-key", SECRET, "--allow-anonymous", "--cors-origin", ORIGIN)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 
 import pytest
+from support.clock import Clock
 
 from ssehub.backends import MemoryStore
 from ssehub.hub import Hub, SlowSubscriberError
@@ -14,19 +15,6 @@ from ssehub.model import Publication, Replay
 from ssehub.wire import Decoder, Event
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def decode(chunks: Sequence[bytes]) -> list[Event]:

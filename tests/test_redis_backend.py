@@ -37,11 +37,6 @@ pytestmark = [
 DEADLINE = 20.0  # seconds a condition may take before the test fails
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def shared_redis() -> Iterator[RedisServer]:
     """One private server for the tests that neither stop nor flush it (a prefix each)."""

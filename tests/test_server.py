@@ -28,11 +28,6 @@ from ssehub.wire import Decoder
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_keep_alive_and_pipelined_publishes_are_answered_in_order(hub_url: str) -> None:
     host, port = hub_url.removeprefix("http://").split(":")
     body = b"topic=t&data=x"

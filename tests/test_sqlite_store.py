@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.clock import Clock
 from support.hub_http import open_position, publish, stream
 from support.hub_process import HubProcess
 
@@ -27,19 +28,6 @@ from ssehub.model import Draft, Publication, Record
 from ssehub.wire import Decoder
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def draft(topics: str | tuple[str, ...], data: str = "x", **options: object) -> Draft:
