@@ -21,12 +21,15 @@ $(STAMP): pyproject.toml setup.py $(wildcard src/ssehub/*.[ch] src/ssehub/*/*.c)
 
 # Debian packages the tests drive for real: Chromium for the browser tests (never a downloaded
 # browser), nginx for the reverse-proxy tests, redis-server for the Redis backend's tests (each
-# starts its own on a free port). Installed only when missing.
+# starts its own on a free port), PHP with Symfony's Mercure component for the Mercure interop
+# tests (a Symfony app's own publisher). Installed only when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || missing="$$missing redis-server"; \
+	command -v php >/dev/null 2>&1 || missing="$$missing php-cli"; \
+	test -f /usr/share/php/Symfony/Component/Mercure/Hub.php || missing="$$missing php-symfony-mercure"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
