@@ -196,7 +196,7 @@ async def test_expired_events_are_not_replayed(tmp_path: Path) -> None:
         assert (await store.replay(["t"], old.id)).reset is not None
         assert (await store.replay(["u"], newer.id)).reset is not None
         assert (await store.replay(["u"], other.id)).records == []
-        assert await store.history_sizes() == {"t": 0, "u": 0}
+        assert await store.history_sizes() == {}  # topics with no history are forgotten
     finally:
         await store.close()
 

@@ -35,13 +35,15 @@ def backend_from_url(
         path = url.partition("://")[2].removeprefix("/")
         if not path:
             raise ValueError(f"backend {url!r} names no file: use sqlite:///relative/path.db")
-        return Backend(SqliteStore(path, history, history_ttl), LocalBroker())
+        return Backend(
+            SqliteStore(path, history, history_ttl, max_topics=max_topics), LocalBroker()
+        )
     if scheme in ("redis", "rediss"):
         try:
             from ssehub.backends.redis import redis_backend
         except ImportError as error:  # redis-py is an extra: pip install 'ssehub[redis]'
             raise ValueError(str(error)) from None
-        return redis_backend(url, history=history, history_ttl=history_ttl)
+        return redis_backend(url, history=history, history_ttl=history_ttl, max_topics=max_topics)
     raise ValueError(
         f"unknown backend {url!r}: use memory, sqlite:///path.db or redis://host:port/db"
     )

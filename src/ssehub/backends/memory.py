@@ -8,7 +8,8 @@ Memory is bounded: at most `history` events per topic, none older than `history_
 as a topic is touched, and by `sweep`, which the hub runs in the background), at most
 `max_topics` topics with history. A topic whose history is empty is forgotten; the highest id
 dropped from any forgotten topic is kept, so a resume from before it on a topic with no history
-is answered with a reset rather than a silent gap.
+(or with history published since it was forgotten) is answered with a reset rather than a
+silent gap.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ SWEEP_SLICE = 5000
 class _TopicHistory:
     __slots__ = ("evicted_upto", "records")
 
-    def __init__(self) -> None:
+    def __init__(self, evicted_upto: int) -> None:
         self.records: deque[Record] = deque()
-        # Highest seq dropped from this topic: a resume from below it would have a gap.
-        self.evicted_upto = 0
+        # Highest seq dropped from this topic: a resume from below it would have a gap. A
+        # topic created again after it was forgotten starts from the forgotten watermark: what
+        # it held before is gone too.
+        self.evicted_upto = evicted_upto
 
     def evict(self, max_count: int, oldest_time: float) -> int:
         """Drop what is over the count or too old; how many were dropped."""
@@ -96,7 +99,7 @@ class MemoryStore(Store):
             for topic in draft.topics:
                 history = histories.get(topic)
                 if history is None:
-                    history = histories[topic] = _TopicHistory()
+                    history = histories[topic] = _TopicHistory(self._forgotten_upto)
                 # Inline, as this runs for every event: a full history drops one event per
                 # event added, and a stale oldest event sends us to `evict` for the rest.
                 kept = history.records

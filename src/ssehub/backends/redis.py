@@ -2,8 +2,9 @@
 
 Keys (`prefix` is "ssehub" unless the URL says `?prefix=...`):
 
-- `<prefix>:state`: a hash: `epoch` (see below), `n` (the last number issued in the epoch) and
-  `last` (the newest event's id, absent before the first).
+- `<prefix>:state`: a hash: `epoch` (see below), `n` (the last number issued in the epoch),
+  `last` (the newest event's id, absent before the first) and `forgotten` (the newest id of any
+  topic forgotten, see `<prefix>:expiry`).
 - `<prefix>:log`: one stream of every event in id order, bounded (`MAXLEN ~ log_length`). Every
   hub process follows it with `XREAD BLOCK` on a connection of its own and delivers what it reads
   to its subscribers: each process reads each event once, whoever published it, and Redis stays
@@ -13,6 +14,12 @@ Keys (`prefix` is "ssehub" unless the URL says `?prefix=...`):
 - `<prefix>:topics`: a hash, each topic's newest event id. With the id of the topic's previous
   event, which each history entry holds (`p`), it tells a replay whether anything between the
   resume point and what is retained has been trimmed or has expired: a reset, never a gap.
+- `<prefix>:expiry`: a sorted set of the topics with history, scored by when their history
+  expires (`+inf` without `history_ttl`). Its size is what `max_topics` bounds: a publish that
+  would add a topic past it is refused whole (`StoreFull`). The publish script forgets the topics
+  whose history has expired (a slice per call): their entries here and in `<prefix>:topics` go,
+  and `forgotten` keeps the newest id among them, which stands for the dropped ids of every topic
+  Redis no longer knows, or knows again since (a reset for a resume from before it).
 
 An event id is `<epoch>-<n>`, which is also the event's entry id in every stream it is in. One Lua
 script per publish batch takes the numbers and appends to the log and to the topics' histories,
@@ -48,7 +55,14 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError("the Redis backend needs redis-py: pip install 'ssehub[redis]'") from error
 
-from ssehub.backends.base import Backend, Broker, RecordsCallback, Store, StoreUnavailable
+from ssehub.backends.base import (
+    Backend,
+    Broker,
+    RecordsCallback,
+    Store,
+    StoreFull,
+    StoreUnavailable,
+)
 from ssehub.model import Draft, EventId, Record, Replay
 from ssehub.wire import Event, encode
 
@@ -73,14 +87,15 @@ READ_COUNT = 1000  # events per XREAD at most, delivered as one batch
 BACKOFF = (0.05, 1.0)  # the broker's delay between attempts to reach Redis: first, longest
 CATCH_UP_TIMEOUT = 5.0  # how long a replay waits for this process to read up to the resume point
 
-# KEYS: state, the topics' last ids, log, then the batch's topic streams.
+# KEYS: state, the topics' last ids, log, the topics' expiry, then the batch's topic streams.
 # ARGV: topic stream MAXLEN, ttl (ms, 0: none), log MAXLEN, the smallest epoch a new state may
-# have (one more than the caller has seen), the number of topic streams and their topics, the
-# number of events; then for each event: its number of topics, their indexes in KEYS, its topics
-# (space-separated), data, event, retry, private ("1" or "0").
-# Returns the epoch, the first event's n, and the time (ms) stored with the events.
+# have (one more than the caller has seen), the most topics with history, the number of topic
+# streams and their topics, the number of events; then for each event: its number of topics,
+# their indexes in KEYS, its topics (space-separated), data, event, retry, private ("1" or "0").
+# Returns the epoch, the first event's n, and the time (ms) stored with the events; or "full"
+# and the number of topics held, having stored nothing, when the batch would pass the bound.
 _PUBLISH = r"""#!lua
-local state, lasts, log = KEYS[1], KEYS[2], KEYS[3]
+local state, lasts, log, expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local function fmt(x) return string.format('%.0f', x) end
 local function parse(id)
@@ -91,8 +106,8 @@ end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
-local saved = redis.call('HMGET', state, 'epoch', 'n', 'last')
-local epoch, n, last = tonumber(saved[1]), tonumber(saved[2]), saved[3] or ''
+local saved = redis.call('HMGET', state, 'epoch', 'n', 'last', 'forgotten')
+local epoch, n, last, forgotten = tonumber(saved[1]), tonumber(saved[2]), saved[3] or '', saved[4]
 if not epoch or not n then
   -- No state (Redis lost it): a new epoch, later than the caller's and than the log's.
   epoch, n, last = math.max(now, tonumber(ARGV[4])), 0, ''
@@ -102,20 +117,50 @@ if not epoch or not n then
     if e and e >= epoch then epoch = e + 1 end
   end
   redis.call('HSET', state, 'epoch', fmt(epoch), 'n', '0')
-  redis.call('HDEL', state, 'last')
+  redis.call('HDEL', state, 'last', 'forgotten')
+  forgotten = nil
 end
 local epoch_text = fmt(epoch)
+if forgotten and parse(forgotten) ~= epoch then forgotten = nil end
 
-local at = 5
+-- Forget topics whose history has expired (their streams expired with it), a slice per call.
+local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 100)
+if #due > 0 then
+  local _, newest = parse(forgotten or '')
+  for _, topic in ipairs(due) do
+    local id = redis.call('HGET', lasts, topic)
+    if id then
+      local e, m = parse(id)
+      if e == epoch and (not newest or m > newest) then forgotten, newest = id, m end
+      redis.call('HDEL', lasts, topic)
+    end
+  end
+  redis.call('ZREM', expiry, unpack(due))
+  if forgotten then redis.call('HSET', state, 'forgotten', forgotten) end
+end
+
+local at = 6
 local names = {}
-for i = 1, tonumber(ARGV[at]) do names[3 + i] = ARGV[at + i] end
-at = at + tonumber(ARGV[at]) + 1
+local name_count = tonumber(ARGV[at])
+for i = 1, name_count do names[4 + i] = ARGV[at + i] end
+at = at + name_count + 1
 local count = tonumber(ARGV[at])
 at = at + 1
 if count == 0 then return {epoch_text, fmt(n), fmt(now)} end
 
+-- Near the bound, count the batch's new topics; past it, store nothing.
+local held = redis.call('ZCARD', expiry)
+if held + name_count > tonumber(ARGV[5]) then
+  local new = 0
+  for _, name in pairs(names) do
+    if not redis.call('ZSCORE', expiry, name) then new = new + 1 end
+  end
+  if new > 0 and held + new > tonumber(ARGV[5]) then return {'full', fmt(held)} end
+end
+
 -- The newest event on a topic stream, if it is of this epoch; anything else there is left from
--- a history Redis partly lost, which no id of this epoch can resume into: it goes.
+-- a history Redis partly lost, which no id of this epoch can resume into: it goes. A topic with
+-- none starts after `forgotten`: what it held before it was forgotten is gone too.
 local function newest_on(index)
   local prev = redis.call('HGET', lasts, names[index])
   if prev then
@@ -129,7 +174,7 @@ local function newest_on(index)
     if e == epoch and m < n then return entry[1] end
     redis.call('DEL', key)
   end
-  return ''
+  return forgotten or ''
 end
 
 local first = n + 1
@@ -156,8 +201,11 @@ for _ = 1, count do
   last = id
 end
 local ttl = tonumber(ARGV[2])
+local expires = '+inf'
+if ttl > 0 then expires = fmt(now + ttl) end
 for index, id in pairs(previous) do
   redis.call('HSET', lasts, names[index], id)
+  redis.call('ZADD', expiry, expires, names[index])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[index], ttl) end
 end
 redis.call('HSET', state, 'n', fmt(n), 'last', last)
@@ -235,6 +283,7 @@ class RedisConfig:
         self.state = f"{prefix}:state"
         self.lasts = f"{prefix}:topics"
         self.log = f"{prefix}:log"
+        self.expiry = f"{prefix}:expiry"
 
     def topic_key(self, topic: str) -> str:
         return f"{self.prefix}:topic:{topic}"
@@ -274,11 +323,13 @@ class RedisStore(Store):
         *,
         prefix: str | None = None,
         log_length: int = DEFAULT_LOG_LENGTH,
+        max_topics: int = 100_000,
     ) -> None:
-        if history < 0:
-            raise ValueError("history must be >= 0")
+        if history < 0 or max_topics < 1:
+            raise ValueError("history must be >= 0 and max_topics >= 1")
         self.config = RedisConfig(url, prefix, log_length)
         self._history = history
+        self._max_topics = max_topics
         self._ttl_ms = max(int(history_ttl * 1000), 1) if history_ttl else 0
         self._client: aioredis.Redis | None = None
         self._script: Any = None
@@ -339,11 +390,11 @@ class RedisStore(Store):
         bound = f"({after[0]}-{after[1]}"  # after it, exclusive
         pipe = self._redis().pipeline(transaction=True)
         pipe.time()
-        pipe.hmget(config.state, "epoch", "n")
+        pipe.hmget(config.state, "epoch", "n", "forgotten")
         for topic in topics:
             pipe.hget(config.lasts, topic)
             pipe.xrevrange(config.topic_key(topic), "+", bound, count=window + 1)
-        (seconds, micros), (epoch, newest), *per_topic = await self._call(pipe.execute())
+        (seconds, micros), (epoch, newest, forgotten), *per_topic = await self._call(pipe.execute())
         if epoch is None or newest is None:
             return Replay(reset=f"id {last_event_id} is from a history Redis no longer holds")
         if after[0] != int(epoch):
@@ -356,7 +407,8 @@ class RedisStore(Store):
         oldest_kept = seconds * 1000 + micros // 1000 - self._ttl_ms
         found: dict[Position, Entry] = {}
         for index, topic in enumerate(topics):
-            newest_on_topic = _parse(per_topic[2 * index] or b"")
+            # A topic Redis no longer knows may have had events up to `forgotten`.
+            newest_on_topic = _parse(per_topic[2 * index] or forgotten or b"")
             entries: list[Entry] = per_topic[2 * index + 1]
             if self._lost(after, newest_on_topic, entries, oldest_kept):
                 return Replay(
@@ -423,7 +475,7 @@ class RedisStore(Store):
         """Run the publish script: the epoch, the first event's n (or the last n, for no
         drafts), and the time stored with the events (ms)."""
         config = self.config
-        keys = [config.state, config.lasts, config.log]
+        keys = [config.state, config.lasts, config.log, config.expiry]
         names: list[str] = []
         indexes: dict[str, int] = {}
         events: list[str | int] = [len(drafts)]
@@ -439,9 +491,20 @@ class RedisStore(Store):
             retry = "" if draft.retry is None else str(draft.retry)
             private = "1" if draft.private else "0"
             events += (" ".join(draft.topics), draft.data, draft.event, retry, private)
-        head = [max(self._history, 1), self._ttl_ms, config.log_length, self._epoch + 1]
+        head = [
+            max(self._history, 1),
+            self._ttl_ms,
+            config.log_length,
+            self._epoch + 1,
+            self._max_topics,
+        ]
         args = [*head, len(names), *names, *events]
         reply = await self._call(self._script(keys=keys, args=args))
+        if reply[0] == b"full":
+            raise StoreFull(
+                f"the hub holds the history of {int(reply[1])} topics, its limit "
+                f"(--max-topics {self._max_topics}); nothing was published"
+            )
         epoch, n, time_ms = (int(value) for value in reply)
         self._epoch = max(self._epoch, epoch)
         return epoch, n, time_ms
@@ -617,7 +680,9 @@ class RedisBroker(Broker):
         return position
 
 
-def redis_backend(url: str, *, history: int = 1000, history_ttl: float | None = 3600.0) -> Backend:
+def redis_backend(
+    url: str, *, history: int = 1000, history_ttl: float | None = 3600.0, max_topics: int = 100_000
+) -> Backend:
     """The Redis store and broker that a `redis://` or `rediss://` URL names.
 
     `redis[s]://[[user]:password@]host:port/db[?prefix=name&log_length=N]`: keys start with
@@ -626,4 +691,4 @@ def redis_backend(url: str, *, history: int = 1000, history_ttl: float | None = 
     may fall. redis-py takes the other query options (`socket_timeout=`, `ssl_ca_certs=`...).
     Nothing connects until the hub starts; ValueError (one line) for a URL that cannot work.
     """
-    return Backend(RedisStore(url, history, history_ttl), RedisBroker())
+    return Backend(RedisStore(url, history, history_ttl, max_topics=max_topics), RedisBroker())

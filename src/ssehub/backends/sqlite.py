@@ -21,16 +21,20 @@ created again) is below this file's origin and answered with a reset rather than
 
 History is bounded on disk as in memory: at most `history` events per topic (a topic's oldest
 are dropped as new ones come) and none older than `history_ttl` seconds (dropped when events
-are appended or replayed). For each topic the file keeps the newest id dropped from it, so a
-resume from before it is answered with a reset rather than with a gap. The process keeps no
-history in memory.
+are appended or replayed), at most `max_topics` topics with history (a publish that would add one
+more is refused whole with `StoreFull`). For each topic the file keeps the newest id dropped from
+it, so a resume from before it is answered with a reset rather than with a gap. A topic whose
+history is empty is forgotten (its row deleted); the newest id dropped from any forgotten topic
+is kept (`meta.forgotten`) and stands for the dropped ids of every topic the file does not know,
+or knows again since. The process keeps no history in memory.
 
 Schema::
 
-    meta(name PRIMARY KEY, value)                       -- 'origin' and 'seq' (the last id)
+    meta(name PRIMARY KEY, value)             -- 'origin', 'seq' (the last id), 'forgotten'
+
     events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs, private)
     topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID
-    topics(topic PRIMARY KEY, retained, evicted_upto) WITHOUT ROWID
+    topics(topic PRIMARY KEY, retained, evicted_upto) WITHOUT ROWID   -- retained > 0
 
 `events.topics` is the event's topics joined with newlines (a topic holds no whitespace),
 `events.retry` is text (a retry may be larger than SQLite's integers);
@@ -58,7 +62,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from ssehub.backends.base import Store, StoreUnavailable
+from ssehub.backends.base import Store, StoreFull, StoreUnavailable
 from ssehub.model import Draft, EventId, Record, Replay
 
 __all__ = ["SqliteStore"]
@@ -129,12 +133,14 @@ class SqliteStore(Store):
         history: int = 1000,
         history_ttl: float | None = 3600.0,
         *,
+        max_topics: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if history < 0:
-            raise ValueError("history must be >= 0")
+        if history < 0 or max_topics < 1:
+            raise ValueError("history must be >= 0 and max_topics >= 1")
         self.path = path
         self._max_count = history
+        self._max_topics = max_topics
         self._ttl = history_ttl
         self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,6 +150,8 @@ class SqliteStore(Store):
         self._lock = threading.Lock()  # the connection: one thread at a time
         self._connection: sqlite3.Connection | None = None  # by one thread at a time (_lock)
         self._worker_seq = 0  # the last id committed, as the worker sees it
+        self._topic_count = 0  # rows in `topics`, as committed (with the connection)
+        self._forgotten = 0  # `meta.forgotten`, as committed (with the connection)
         # Loop-thread state.
         self._origin = 0
         self._committed = 0  # the last id whose transaction committed and was handed back
@@ -313,7 +321,8 @@ class SqliteStore(Store):
             self._committed = max(self._committed, outcome.last_seq)
             for request, records in zip(requests, outcome.outcomes, strict=True):
                 if isinstance(records, StoreUnavailable):
-                    self._problem = str(records)
+                    if not isinstance(records, StoreFull):  # the store itself works
+                        self._problem = str(records)
                     if not request.future.done():
                         request.future.set_exception(records)
                 else:
@@ -373,6 +382,9 @@ class SqliteStore(Store):
             raise StoreUnavailable(f"cannot open the history database {path}: {reason}") from None
         self._connection = connection
         self._worker_seq = seq
+        (self._topic_count,) = connection.execute("SELECT count(*) FROM topics").fetchone()
+        forgotten = connection.execute("SELECT value FROM meta WHERE name = 'forgotten'")
+        self._forgotten = next((int(value) for (value,) in forgotten), 0)
         return origin, seq
 
     def _prepare(self, connection: sqlite3.Connection) -> tuple[int, int]:
@@ -457,7 +469,10 @@ class SqliteStore(Store):
                     topic_rows.append((topic, seq))
                     added[topic] = added.get(topic, 0) + 1
             results.append(records)
+        committed = self._topic_count, self._forgotten
         try:
+            if self._topic_count + len(added) > self._max_topics:
+                self._check_room(db, added)  # near the bound: count this batch's new topics
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", topic_rows)
@@ -465,20 +480,49 @@ class SqliteStore(Store):
             if oldest is not None:
                 self._expire(db, oldest)
             db.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (seq,))
+            self._save_forgotten(db, committed[1])
             db.execute("COMMIT")
         except (sqlite3.Error, OSError, ValueError) as error:
-            self._rollback(db)
+            self._rollback(db, committed)
             raise StoreUnavailable(
                 f"cannot write to the history database {self.path}: {error}"
             ) from None
         except BaseException:
-            self._rollback(db)
+            self._rollback(db, committed)
             raise
         self._worker_seq = seq
         return results
 
-    @staticmethod
-    def _rollback(db: sqlite3.Connection) -> None:
+    def _check_room(self, db: sqlite3.Connection, added: dict[str, int]) -> None:
+        """StoreFull, before anything is written, when the batch would pass `max_topics`."""
+        (known,) = db.execute(
+            f"SELECT count(*) FROM topics WHERE topic IN ({_SUBSCRIBED})",
+            (json.dumps(list(added)),),
+        ).fetchone()
+        new = len(added) - known
+        if new and self._topic_count + new > self._max_topics:
+            raise StoreFull(
+                f"the hub holds the history of {self._topic_count} topics, its limit "
+                f"(--max-topics {self._max_topics}); nothing was published"
+            )
+
+    def _forget(self, db: sqlite3.Connection, topic: str, evicted_upto: int) -> None:
+        """Delete the row of a topic whose history is now empty (see the module)."""
+        db.execute("DELETE FROM topics WHERE topic = ?", (topic,))
+        self._topic_count -= 1
+        self._forgotten = max(self._forgotten, evicted_upto)
+
+    def _save_forgotten(self, db: sqlite3.Connection, before: int) -> None:
+        if self._forgotten != before:
+            db.execute(
+                "INSERT INTO meta (name, value) VALUES ('forgotten', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (self._forgotten,),
+            )
+
+    def _rollback(self, db: sqlite3.Connection, committed: tuple[int, int]) -> None:
+        """Undo the transaction, and what it did to the counts kept beside the connection."""
+        self._topic_count, self._forgotten = committed
         if db.in_transaction:
             # SQLite may have rolled back already, as it does after some errors.
             with contextlib.suppress(sqlite3.Error):
@@ -488,12 +532,16 @@ class SqliteStore(Store):
         """Drop each topic's oldest events beyond `history`."""
         released: list[tuple[int]] = []
         for topic, count in added.items():
+            # A new row starts at the forgotten watermark: what a topic held before it was
+            # forgotten is gone too. (Every row holds history, so a new one returns `count`.)
             [(retained,)] = db.execute(
-                "INSERT INTO topics (topic, retained, evicted_upto) VALUES (?, ?, 0) "
+                "INSERT INTO topics (topic, retained, evicted_upto) VALUES (?, ?, ?) "
                 "ON CONFLICT (topic) DO UPDATE SET retained = retained + excluded.retained "
                 "RETURNING retained",
-                (topic, count),
+                (topic, count, self._forgotten),
             ).fetchall()
+            if retained == count:
+                self._topic_count += 1
             excess = retained - self._max_count
             if excess <= 0:
                 continue
@@ -503,18 +551,20 @@ class SqliteStore(Store):
             ).fetchall()
             upto = dropped[-1][0]
             db.execute("DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto))
-            db.execute(
-                "UPDATE topics SET retained = retained - ?, "
-                "evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
-                (len(dropped), upto, topic),
-            )
+            if excess >= retained:  # history 0: the topic keeps nothing, and is not remembered
+                self._forget(db, topic, upto)
+            else:
+                db.execute(
+                    "UPDATE topics SET retained = retained - ?, "
+                    "evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
+                    (len(dropped), upto, topic),
+                )
             released += dropped
         if released:
             db.executemany("UPDATE events SET refs = refs - 1 WHERE seq = ?", released)
             db.executemany("DELETE FROM events WHERE seq = ? AND refs <= 0", released)
 
-    @staticmethod
-    def _expire(db: sqlite3.Connection, oldest: float) -> None:
+    def _expire(self, db: sqlite3.Connection, oldest: float) -> None:
         """Drop the events older than `oldest` (the run of oldest events, in id order)."""
         if not _expiry_due(db, oldest):
             return
@@ -542,22 +592,28 @@ class SqliteStore(Store):
             dropped = db.execute(
                 "DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto)
             ).rowcount
-            db.execute(
+            if not dropped:  # the topic's count bound had dropped them already
+                continue
+            [(retained,)] = db.execute(
                 "UPDATE topics SET retained = retained - ?, "
-                "evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
+                "evicted_upto = max(evicted_upto, ?) WHERE topic = ? RETURNING retained",
                 (dropped, seq, topic),
-            )
+            ).fetchall()
+            if retained <= 0:
+                self._forget(db, topic, seq)
 
     def _expire_now(self, db: sqlite3.Connection, oldest: float) -> None:
         """`_expire` in a transaction of its own, if any event is due."""
         if not _expiry_due(db, oldest):
             return
+        committed = self._topic_count, self._forgotten
         try:
             db.execute("BEGIN IMMEDIATE")
             self._expire(db, oldest)
+            self._save_forgotten(db, committed[1])
             db.execute("COMMIT")
         except BaseException:
-            self._rollback(db)
+            self._rollback(db, committed)
             raise
 
     def _replay_sync(
@@ -575,7 +631,7 @@ class SqliteStore(Store):
                 ).fetchall()
             )
             for topic in topics:
-                if evicted.get(topic, 0) > after:
+                if evicted.get(topic, self._forgotten) > after:
                     return Replay(
                         reset=f"events after id {after} on topic {topic!r} are no longer retained"
                     )

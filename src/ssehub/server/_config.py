@@ -46,7 +46,7 @@ class ServerConfig:
     policy: Policy | None = None
     metrics_token: str | None = None
     metrics_topics: int = 0  # per-topic history series for the N largest topics
-    max_topics: int = 100_000  # topics with history (memory store)
+    max_topics: int = 100_000  # topics with history, on every backend
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
 
     def new_hub(self) -> Hub:
