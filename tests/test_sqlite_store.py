@@ -21,7 +21,7 @@ from support.clock import Clock
 from support.hub_http import open_position, publish, stream
 from support.hub_process import HubProcess
 
-from ssehub.backends import MemoryStore, Store, StoreUnavailable
+from ssehub.backends import MemoryStore, Store, StoreFull, StoreUnavailable
 from ssehub.backends.sqlite import SqliteStore
 from ssehub.hub import Hub
 from ssehub.model import Draft, Publication, Record
@@ -233,8 +233,32 @@ async def test_same_answers_as_the_memory_store(tmp_path: Path, seed: int) -> No
                     positions = [issued.index(record.id) for record in replay.records]
                     answers.append((replay.reset is None, positions))
                 assert answers[0] == answers[1], f"step {step}: resume {topics} from #{point}"
+            sizes = await sqlite.history_sizes()  # the counters kept for metrics stay exact
+            assert await sqlite.history_totals() == (len(sizes), sum(sizes.values()))
     finally:
         await sqlite.close()
+
+
+async def test_a_publish_past_max_topics_fails_only_its_append(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "history.db"), max_topics=2)
+    await store.open()
+    try:
+        start = await store.latest()
+        # One turn of the loop: one transaction, which the third append makes fail; each is
+        # then written alone, and only the one that adds a third topic is refused.
+        results = await asyncio.gather(
+            store.append([draft("a", "one")]),
+            store.append([draft(("b", "c"), "refused whole")]),
+            store.append([draft("b", "two")]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], StoreFull) and "--max-topics 2" in str(results[1])
+        assert store.problem() is None  # the file works: health stays green
+        assert await store.history_totals() == (2, 2)
+        replay = await store.replay(["a", "b", "c"], start)
+        assert [record.data for record in replay.records] == ["one", "two"]
+    finally:
+        await store.close()
 
 
 async def test_a_refused_write_fails_only_its_append(tmp_path: Path) -> None:

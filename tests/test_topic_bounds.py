@@ -42,6 +42,7 @@ def test_max_topics_refuses_new_topics_until_expired_ones_are_forgotten(
     assert "--max-topics 2" in full.json()["error"]
     assert publish(url, topic="tick", data="known topics still take events").status_code == 200
     assert metric(url, "events_published_total") == 3
+    assert (metric(url, "topics"), metric(url, "history_events")) == (2, 3)
 
     # `a` expires. Publishing on `tick` keeps it alive and drives the stores that expire
     # history as they write (SQLite, Redis); memory forgets in its background sweep.
@@ -55,6 +56,7 @@ def test_max_topics_refuses_new_topics_until_expired_ones_are_forgotten(
     # not just `a2`.
     assert publish(url, topic="a", data="a2").status_code == 200
     assert publish(url, topic="b", data="x").status_code == 503
+    assert metric(url, "topics") == 2
     with stream(url, "a", last_event_id=before) as events:
         first = events.next()
     assert first.event == "reset", first

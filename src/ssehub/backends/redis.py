@@ -3,8 +3,9 @@
 Keys (`prefix` is "ssehub" unless the URL says `?prefix=...`):
 
 - `<prefix>:state`: a hash: `epoch` (see below), `n` (the last number issued in the epoch),
-  `last` (the newest event's id, absent before the first) and `forgotten` (the newest id of any
-  topic forgotten, see `<prefix>:expiry`).
+  `last` (the newest event's id, absent before the first), `forgotten` (the newest id of any
+  topic forgotten, see `<prefix>:expiry`) and `retained` (the entries of every topic stream, for
+  metrics: what `<prefix>:lengths` holds, summed).
 - `<prefix>:log`: one stream of every event in id order, bounded (`MAXLEN ~ log_length`). Every
   hub process follows it with `XREAD BLOCK` on a connection of its own and delivers what it reads
   to its subscribers: each process reads each event once, whoever published it, and Redis stays
@@ -20,6 +21,8 @@ Keys (`prefix` is "ssehub" unless the URL says `?prefix=...`):
   whose history has expired (a slice per call): their entries here and in `<prefix>:topics` go,
   and `forgotten` keeps the newest id among them, which stands for the dropped ids of every topic
   Redis no longer knows, or knows again since (a reset for a resume from before it).
+- `<prefix>:lengths`: a hash, each topic stream's length after its last publish, so that
+  forgetting a topic takes its entries off `retained`.
 
 An event id is `<epoch>-<n>`, which is also the event's entry id in every stream it is in. One Lua
 script per publish batch takes the numbers and appends to the log and to the topics' histories,
@@ -87,7 +90,8 @@ READ_COUNT = 1000  # events per XREAD at most, delivered as one batch
 BACKOFF = (0.05, 1.0)  # the broker's delay between attempts to reach Redis: first, longest
 CATCH_UP_TIMEOUT = 5.0  # how long a replay waits for this process to read up to the resume point
 
-# KEYS: state, the topics' last ids, log, the topics' expiry, then the batch's topic streams.
+# KEYS: state, the topics' last ids, log, the topics' expiry, the topic streams' lengths, then
+# the batch's topic streams.
 # ARGV: topic stream MAXLEN, ttl (ms, 0: none), log MAXLEN, the smallest epoch a new state may
 # have (one more than the caller has seen), the most topics with history, the number of topic
 # streams and their topics, the number of events; then for each event: its number of topics,
@@ -95,7 +99,7 @@ CATCH_UP_TIMEOUT = 5.0  # how long a replay waits for this process to read up to
 # Returns the epoch, the first event's n, and the time (ms) stored with the events; or "full"
 # and the number of topics held, having stored nothing, when the batch would pass the bound.
 _PUBLISH = r"""#!lua
-local state, lasts, log, expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local state, lasts, log, expiry, lengths = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local function fmt(x) return string.format('%.0f', x) end
 local function parse(id)
@@ -116,8 +120,9 @@ if not epoch or not n then
     local e = parse(newest[1])
     if e and e >= epoch then epoch = e + 1 end
   end
-  redis.call('HSET', state, 'epoch', fmt(epoch), 'n', '0')
+  redis.call('HSET', state, 'epoch', fmt(epoch), 'n', '0', 'retained', '0')
   redis.call('HDEL', state, 'last', 'forgotten')
+  redis.call('DEL', lengths)
   forgotten = nil
 end
 local epoch_text = fmt(epoch)
@@ -127,6 +132,7 @@ if forgotten and parse(forgotten) ~= epoch then forgotten = nil end
 local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 100)
 if #due > 0 then
   local _, newest = parse(forgotten or '')
+  local released = 0
   for _, topic in ipairs(due) do
     local id = redis.call('HGET', lasts, topic)
     if id then
@@ -134,15 +140,18 @@ if #due > 0 then
       if e == epoch and (not newest or m > newest) then forgotten, newest = id, m end
       redis.call('HDEL', lasts, topic)
     end
+    released = released + (tonumber(redis.call('HGET', lengths, topic)) or 0)
   end
   redis.call('ZREM', expiry, unpack(due))
+  redis.call('HDEL', lengths, unpack(due))
+  if released > 0 then redis.call('HINCRBY', state, 'retained', -released) end
   if forgotten then redis.call('HSET', state, 'forgotten', forgotten) end
 end
 
 local at = 6
 local names = {}
 local name_count = tonumber(ARGV[at])
-for i = 1, name_count do names[4 + i] = ARGV[at + i] end
+for i = 1, name_count do names[5 + i] = ARGV[at + i] end
 at = at + name_count + 1
 local count = tonumber(ARGV[at])
 at = at + 1
@@ -173,12 +182,14 @@ local function newest_on(index)
     local e, m = parse(entry[1])
     if e == epoch and m < n then return entry[1] end
     redis.call('DEL', key)
+    redis.call('HDEL', lengths, names[index])
   end
   return forgotten or ''
 end
 
 local first = n + 1
 local previous = {}
+local length = {}
 for _ = 1, count do
   local key_count = tonumber(ARGV[at])
   local keys = {}
@@ -193,7 +204,10 @@ for _ = 1, count do
     'o', topics, 'd', data, 'e', event, 'r', retry, 'v', private, 't', now, 'p', last)
   for _, index in ipairs(keys) do
     local prev = previous[index]
-    if prev == nil then prev = newest_on(index) end
+    if prev == nil then
+      prev = newest_on(index)
+      length[index] = math.min(redis.call('XLEN', KEYS[index]), tonumber(ARGV[1]))
+    end
     redis.call('XADD', KEYS[index], 'MAXLEN', '~', ARGV[1], id,
       'o', topics, 'd', data, 'e', event, 'r', retry, 'v', private, 't', now, 'p', prev)
     previous[index] = id
@@ -203,12 +217,18 @@ end
 local ttl = tonumber(ARGV[2])
 local expires = '+inf'
 if ttl > 0 then expires = fmt(now + ttl) end
+local grown = 0
 for index, id in pairs(previous) do
+  -- What a replay can give: approximate trimming may keep a few more entries for a while.
+  local now_length = math.min(redis.call('XLEN', KEYS[index]), tonumber(ARGV[1]))
+  grown = grown + now_length - length[index]
   redis.call('HSET', lasts, names[index], id)
+  redis.call('HSET', lengths, names[index], now_length)
   redis.call('ZADD', expiry, expires, names[index])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[index], ttl) end
 end
 redis.call('HSET', state, 'n', fmt(n), 'last', last)
+redis.call('HINCRBY', state, 'retained', grown)
 return {epoch_text, fmt(first), fmt(now)}
 """
 
@@ -284,6 +304,7 @@ class RedisConfig:
         self.lasts = f"{prefix}:topics"
         self.log = f"{prefix}:log"
         self.expiry = f"{prefix}:expiry"
+        self.lengths = f"{prefix}:lengths"
 
     def topic_key(self, topic: str) -> str:
         return f"{self.prefix}:topic:{topic}"
@@ -464,6 +485,14 @@ class RedisStore(Store):
 
         return await self._call(sizes())
 
+    async def history_totals(self) -> tuple[int, int]:
+        """Two counters the publish script keeps: no visit of every topic."""
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.zcard(self.config.expiry)
+        pipe.hget(self.config.state, "retained")
+        topics, retained = await self._call(pipe.execute())
+        return int(topics), int(retained or 0)
+
     # -- inside -------------------------------------------------------------------------------
 
     def _redis(self) -> aioredis.Redis:
@@ -475,7 +504,7 @@ class RedisStore(Store):
         """Run the publish script: the epoch, the first event's n (or the last n, for no
         drafts), and the time stored with the events (ms)."""
         config = self.config
-        keys = [config.state, config.lasts, config.log, config.expiry]
+        keys = [config.state, config.lasts, config.log, config.expiry, config.lengths]
         names: list[str] = []
         indexes: dict[str, int] = {}
         events: list[str | int] = [len(drafts)]

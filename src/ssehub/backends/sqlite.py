@@ -150,8 +150,10 @@ class SqliteStore(Store):
         self._lock = threading.Lock()  # the connection: one thread at a time
         self._connection: sqlite3.Connection | None = None  # by one thread at a time (_lock)
         self._worker_seq = 0  # the last id committed, as the worker sees it
-        self._topic_count = 0  # rows in `topics`, as committed (with the connection)
-        self._forgotten = 0  # `meta.forgotten`, as committed (with the connection)
+        # Kept beside the file, as committed (changed with the connection; see `_rollback`):
+        self._topic_count = 0  # rows in `topics`
+        self._retained = 0  # the sum of `topics.retained`, for metrics
+        self._forgotten = 0  # `meta.forgotten`
         # Loop-thread state.
         self._origin = 0
         self._committed = 0  # the last id whose transaction committed and was handed back
@@ -254,6 +256,12 @@ class SqliteStore(Store):
     async def history_sizes(self) -> dict[str, int]:
         self._check_open()
         return await self._run(self._history_sizes_sync)
+
+    async def history_totals(self) -> tuple[int, int]:
+        """The counts kept beside the file: no visit of every topic. (Read while a transaction
+        is being written, they may include its changes a moment early.)"""
+        self._check_open()
+        return self._topic_count, self._retained
 
     # -- on the loop thread ---------------------------------------------------------------------
 
@@ -382,7 +390,9 @@ class SqliteStore(Store):
             raise StoreUnavailable(f"cannot open the history database {path}: {reason}") from None
         self._connection = connection
         self._worker_seq = seq
-        (self._topic_count,) = connection.execute("SELECT count(*) FROM topics").fetchone()
+        self._topic_count, self._retained = connection.execute(
+            "SELECT count(*), coalesce(sum(retained), 0) FROM topics"
+        ).fetchone()
         forgotten = connection.execute("SELECT value FROM meta WHERE name = 'forgotten'")
         self._forgotten = next((int(value) for (value,) in forgotten), 0)
         return origin, seq
@@ -469,7 +479,7 @@ class SqliteStore(Store):
                     topic_rows.append((topic, seq))
                     added[topic] = added.get(topic, 0) + 1
             results.append(records)
-        committed = self._topic_count, self._forgotten
+        committed = self._counts()
         try:
             if self._topic_count + len(added) > self._max_topics:
                 self._check_room(db, added)  # near the bound: count this batch's new topics
@@ -480,7 +490,7 @@ class SqliteStore(Store):
             if oldest is not None:
                 self._expire(db, oldest)
             db.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (seq,))
-            self._save_forgotten(db, committed[1])
+            self._save_forgotten(db, committed[2])
             db.execute("COMMIT")
         except (sqlite3.Error, OSError, ValueError) as error:
             self._rollback(db, committed)
@@ -520,9 +530,12 @@ class SqliteStore(Store):
                 (self._forgotten,),
             )
 
-    def _rollback(self, db: sqlite3.Connection, committed: tuple[int, int]) -> None:
+    def _counts(self) -> tuple[int, int, int]:
+        return self._topic_count, self._retained, self._forgotten
+
+    def _rollback(self, db: sqlite3.Connection, committed: tuple[int, int, int]) -> None:
         """Undo the transaction, and what it did to the counts kept beside the connection."""
-        self._topic_count, self._forgotten = committed
+        self._topic_count, self._retained, self._forgotten = committed
         if db.in_transaction:
             # SQLite may have rolled back already, as it does after some errors.
             with contextlib.suppress(sqlite3.Error):
@@ -540,6 +553,7 @@ class SqliteStore(Store):
                 "RETURNING retained",
                 (topic, count, self._forgotten),
             ).fetchall()
+            self._retained += count
             if retained == count:
                 self._topic_count += 1
             excess = retained - self._max_count
@@ -551,6 +565,7 @@ class SqliteStore(Store):
             ).fetchall()
             upto = dropped[-1][0]
             db.execute("DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto))
+            self._retained -= len(dropped)
             if excess >= retained:  # history 0: the topic keeps nothing, and is not remembered
                 self._forget(db, topic, upto)
             else:
@@ -594,6 +609,7 @@ class SqliteStore(Store):
             ).rowcount
             if not dropped:  # the topic's count bound had dropped them already
                 continue
+            self._retained -= dropped
             [(retained,)] = db.execute(
                 "UPDATE topics SET retained = retained - ?, "
                 "evicted_upto = max(evicted_upto, ?) WHERE topic = ? RETURNING retained",
@@ -606,11 +622,11 @@ class SqliteStore(Store):
         """`_expire` in a transaction of its own, if any event is due."""
         if not _expiry_due(db, oldest):
             return
-        committed = self._topic_count, self._forgotten
+        committed = self._counts()
         try:
             db.execute("BEGIN IMMEDIATE")
             self._expire(db, oldest)
-            self._save_forgotten(db, committed[1])
+            self._save_forgotten(db, committed[2])
             db.execute("COMMIT")
         except BaseException:
             self._rollback(db, committed)
