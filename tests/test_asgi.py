@@ -1,4 +1,5 @@
-"""`ssehub.asgi` in a FastAPI app served by real uvicorn over loopback HTTP."""
+"""`ssehub.asgi` in a FastAPI app served by real uvicorn over loopback HTTP (and in-process,
+through `ssehub.testing`, where what the app sends is the point and not the wire)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from test_asgi_support import WAIT, Events, broken_off, events, http, serve_asgi
 
 from ssehub.asgi import EventSourceResponse, last_event_id
 from ssehub.hub import Hub
+from ssehub.testing import assert_events, stream
 from ssehub.wire import Event
 
 T = TypeVar("T")
@@ -155,25 +157,29 @@ def publish(url: str, **fields: object) -> str:
 # -- EventSourceResponse ------------------------------------------------------------------------
 
 
-def test_every_kind_of_item_and_a_clean_end(url: str) -> None:
-    with events(f"{url}/kinds") as stream:
-        headers = stream.response.headers
-        received = stream.rest()
-    assert headers["cache-control"] == "no-cache"
-    assert headers["x-accel-buffering"] == "no"
-    assert bytes(stream.raw).startswith(b"retry: 1500\n\n")
-    assert stream.decoder.retry == 2500
-    assert [(e.event, e.data) for e in received] == [
-        ("message", "plain text"),
-        ("message", "two\nlines"),
-        ("message", '{"n":1,"text":"é"}'),
-        ("message", "[1,2]"),
-        ("message", '{"sensor":"t1","value":21.5}'),
-        ("update", "custom"),
-        ("raw", "pre-encoded"),
-        ("end", "bye"),
-    ]
-    assert received[5].id == "7"
+@pytest.mark.anyio
+async def test_every_kind_of_item_and_a_clean_end(probe: Probe) -> None:
+    # In-process (ssehub.testing): the encoding of items is the point, not the wire.
+    async with stream(make_app(Hub(), probe), "/kinds") as response:
+        received = await response.rest()
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert bytes(response.body).startswith(b"retry: 1500\n\n")
+    assert response.decoder.retry == 2500
+    assert_events(
+        received,
+        [
+            "plain text",
+            "two\nlines",
+            '{"n":1,"text":"é"}',
+            "[1,2]",
+            '{"sensor":"t1","value":21.5}',
+            Event("custom", "update", id="7"),
+            Event("pre-encoded", "raw"),
+            Event("bye", "end"),
+        ],
+    )
+    assert probe.closed.is_set()
 
 
 def test_a_blocking_sync_generator_streams_and_is_closed(url: str, probe: Probe) -> None:
@@ -260,14 +266,19 @@ def test_mounted_hub_resumes_after_last_event_id(url: str) -> None:
         assert stream.next().data == "live"
 
 
-def test_mounted_hub_resets_an_unknown_last_event_id(url: str) -> None:
-    with events(f"{url}/sse/events?topic=t", last_event_id="not-an-id") as stream:
-        reset = stream.next()
-        publish(url, topic="t", data="live")
-        live = stream.next()
+@pytest.mark.anyio
+async def test_mounted_hub_resets_an_unknown_last_event_id(probe: Probe) -> None:
+    async with (
+        Hub() as hub,
+        stream(make_app(hub, probe), "/sse/events?topic=t", last_event_id="not-an-id") as events,
+    ):
+        reset = await events.next()
+        await hub.publish("t", "live")
+        live = await events.next()
     assert reset.event == "reset"
     assert json.loads(reset.data)["last_event_id"] == "not-an-id"
     assert live.data == "live"
+    assert live.id != reset.id
 
 
 @pytest.mark.parametrize(

@@ -51,13 +51,15 @@ def test_imports_point_down(module: str, must_not_load: set[str]) -> None:
     assert not wrong, f"import {module} loads {sorted(wrong)}"
 
 
-def test_the_codec_needs_only_the_standard_library() -> None:
-    loaded = loaded_by("ssehub.wire")
+@pytest.mark.parametrize("module", ["ssehub.wire", "ssehub.testing"])
+def test_the_codec_and_the_test_helpers_need_only_the_standard_library(module: str) -> None:
+    loaded = loaded_by(module)
     assert {name for name in roots(loaded) if name not in sys.stdlib_module_names} == {"ssehub"}
     assert {name for name in loaded if roots({name}) == {"ssehub"}} <= {
         "ssehub",
         "ssehub.wire",
         "ssehub._wire_c",
+        module,
     }
 
 
@@ -76,6 +78,7 @@ ALLOWED = {
     "wsgi": {"api", "hub", "model", "_items", "client", "wire"},
     "_items": {"wire"},
     "client": {"wire"},
+    "testing": {"wire"},
 }
 
 
@@ -155,6 +158,10 @@ def test_the_public_surface_is_pinned() -> None:
             ],
         ),
         ("ssehub.server", ["ServerConfig", "run", "serve"]),
+        (
+            "ssehub.testing",
+            ["EventStream", "assert_events", "decode", "read_events", "read_events_sync", "stream"],
+        ),
     ],
 )
 def test_each_shells_public_names_are_pinned(module: str, names: list[str]) -> None:
