@@ -1,6 +1,6 @@
 """AI chat streamed token by token over `POST /chat`, resumable mid-answer, in FastAPI.
 
-The tutorials' "AI 流式输出" demo: the answer arrives as `data: {"content": "<token>"}` events and
+The tutorials' AI streaming demo: the answer arrives as `data: {"content": "<token>"}` events and
 ends with `data: {"done": true}`, so their fetch-based client works unchanged. On top of it, a
 client that loses the connection mid-answer resumes without losing or repeating a token: it
 POSTs the same body again (the same answer `id`) with a `Last-Event-ID` header — exactly what
@@ -12,7 +12,7 @@ topic from the client's Last-Event-ID, so the hub's history fills any gap exactl
 
 Run:  .venv/bin/python examples/ai_chat.py                  # uvicorn on http://127.0.0.1:8003/
 Try:  curl -N http://127.0.0.1:8003/chat -H 'Content-Type: application/json' \\
-           -d '{"id": "a1", "message": "你好"}'
+           -d '{"id": "a1", "message": "hello"}'
       then again with -H 'Last-Event-ID: <an id it printed>' to resume after that token.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,10 +55,16 @@ app = FastAPI(title="ssehub AI chat", lifespan=lifespan)
 
 
 def fake_model(message: str) -> list[str]:
-    """The answer's tokens: one per character, as the tutorial's demo sends them."""
+    """The answer's tokens: one per character, as the tutorial's demo sends them. It answers
+    in Chinese, the seed tutorial's language, when asked in Chinese; in English otherwise."""
+    if re.search("[\u4e00-\u9fff]", message):
+        return list(
+            f"这是对“{message}”的回复。SSE 非常适合实现这种流式输出效果，"
+            "用户可以实时看到内容生成的过程，体验更加流畅自然。"
+        )
     return list(
-        f"这是对“{message}”的回复。SSE 非常适合实现这种流式输出效果，"
-        "用户可以实时看到内容生成的过程，体验更加流畅自然。"
+        f"You said “{message}”. This answer arrives one character at a time, each one a "
+        "Server-Sent Event: streaming output is what SSE is made for."
     )
 
 
@@ -99,16 +106,16 @@ async def chat(body: ChatRequest, request: Request) -> EventSourceResponse:
 
 
 PAGE = """<!doctype html>
-<meta charset="utf-8"><title>SSE 流式聊天</title>
-<h1>SSE 流式聊天</h1>
+<meta charset="utf-8"><title>SSE streaming chat</title>
+<h1>SSE streaming chat</h1>
 <div id="chat" style="white-space: pre-wrap"></div>
-<input id="input" placeholder="输入消息..."> <button onclick="send()">发送</button>
+<input id="input" placeholder="Type a message..."> <button onclick="send()">Send</button>
 <script>
   async function send() {
     const message = document.getElementById("input").value.trim();
     if (!message) return;
     const chat = document.getElementById("chat");
-    chat.append(`你: ${message}\\nAI: `);
+    chat.append(`You: ${message}\\nAI: `);
     const id = crypto.randomUUID();
     let lastId = null;
     for (;;) {  // reconnect until the answer is complete, resuming after the last token

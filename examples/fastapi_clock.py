@@ -58,9 +58,8 @@ async def clock(
         for n in range(first, count):
             if n > first:
                 await asyncio.sleep(interval)
-            now = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-            yield Event(data=f"当前时间：{now} 计数：{n}", id=str(n))
-        yield Event(data="结束", event="end")
+            yield Event(data=f"{datetime.now():%Y-%m-%d %H:%M:%S} tick {n}", id=str(n))
+        yield Event(data="bye", event="end")
 
     return EventSourceResponse(ticks())
 

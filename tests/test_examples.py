@@ -134,12 +134,13 @@ def tokens_of(received: list[object]) -> str:
 def test_chat_streams_the_answer_token_by_token(ai_chat: Process) -> None:
     from ai_chat import fake_model
 
-    body = {"id": "whole", "message": "你好"}
+    body = {"id": "whole", "message": "hello"}
     with events(f"{ai_chat.url}/chat", method="POST", json=body) as stream:
         assert stream.response.headers["x-answer-id"] == "whole"
         received = stream.rest()
     assert [json.loads(e.data) for e in received[-1:]] == [{"done": True}]
-    assert [json.loads(e.data)["content"] for e in received[:-1]] == fake_model("你好")
+    assert [json.loads(e.data)["content"] for e in received[:-1]] == fake_model("hello")
+    assert "".join(fake_model("hello")).startswith("You said")  # English unless asked in Chinese
 
 
 def test_chat_resumes_mid_answer_without_losing_or_repeating_tokens(ai_chat: Process) -> None:
@@ -155,6 +156,7 @@ def test_chat_resumes_mid_answer_without_losing_or_repeating_tokens(ai_chat: Pro
     assert len(ids) == len(set(ids))
     assert json.loads(after[-1].data) == {"done": True}
     assert tokens_of([*before, *after]) == "".join(fake_model("断线重连"))
+    assert tokens_of(before).startswith("这是对")  # asked in Chinese, answered in Chinese
 
 
 def test_chat_refuses_to_resume_an_unknown_answer(ai_chat: Process) -> None:
