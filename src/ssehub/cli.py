@@ -217,11 +217,13 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
 class _Parser(argparse.ArgumentParser):
     """Errors in one line, as every bad setting of `ssehub serve` is (exit code 2)."""
 
+    subcommands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(prog="ssehub", description="Server-Sent Events for Python.")
     parser.add_argument("--version", action="version", version=f"ssehub {__version__}")
     # Subcommands' parsers are _Parsers too (argparse makes them of the parent's class).
@@ -233,11 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_listen_parser(commands)
     add_publish_parser(commands)
     _add_token_parser(commands)
+    parser.subcommands = commands.choices
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand's parser, which knows the options it lacks
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     code: int = args.func(args)
     return code
 

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import logging
 import math
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,7 +43,8 @@ class CannotListen(Exception):
     the message is one line that says why and what to do."""
 
     def __init__(self, host: str, port: int, error: OSError) -> None:
-        reason = (error.strerror or str(error)).lower()
+        # asyncio's own strerror repeats the address; the errno's text says it plainly.
+        reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
         advice = _LISTEN_ADVICE.get(error.errno or 0)
         super().__init__(
             f"cannot listen on {host}:{port}: {reason}" + (f" ({advice})" if advice else "")
