@@ -293,3 +293,15 @@ def test_an_address_not_on_this_machine_is_one_line_and_exit_1() -> None:
     assert run.returncode == 1
     assert run.stderr.startswith("ssehub serve: error: cannot listen on 192.0.2.1:8000: ")
     assert run.stderr.count("\n") == 1
+
+
+def test_the_readme_table_is_the_options_table() -> None:
+    """README's Operations table has a row per option, with its variable and its default."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `--")]
+    for option in SERVE_OPTIONS:
+        row = next((r for r in rows if r.startswith(f"| `--{option.name}")), None)
+        assert row is not None, f"README has no row for --{option.name}"
+        described = option.described()
+        default = described[described.index("[default: ") + 10 : described.index("; env")]
+        assert f"| `{option.env}` | {default} |" in row, row

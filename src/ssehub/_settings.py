@@ -57,6 +57,15 @@ class Option:
         return self.name.replace("-", "_")
 
     @property
+    def shown_metavar(self) -> str:
+        """How --help names the value: a count N, seconds S, one of the choices, or a word."""
+        if self.metavar is not None:
+            return self.metavar
+        if self.choices:
+            return "{" + ",".join(self.choices) + "}"
+        return {int: "N", float: "S"}.get(self.type, self.dest.upper())
+
+    @property
     def env(self) -> str:
         return "SSEHUB_" + self.dest.upper()
 
@@ -150,7 +159,7 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         minimum=0,
     ),
     Option("heartbeat", float, 15.0, "seconds between heartbeats", minimum=0.001),
-    Option("retry", int, 3000, "reconnect delay hint sent to clients (ms)", minimum=0),
+    Option("retry", int, 3000, "reconnect delay hint sent to clients", metavar="MS", minimum=0),
     Option(
         "cors-origin",
         str,
@@ -308,8 +317,7 @@ def add_serve_options(parser: argparse.ArgumentParser, *, skip: Sequence[str] = 
             type=option.parse,
             action="append" if option.repeated else "store",
             default=argparse.SUPPRESS,
-            metavar=option.metavar
-            or ("{" + ",".join(option.choices) + "}" if option.choices else option.dest.upper()),
+            metavar=option.shown_metavar,
             help=option.described(),
         )
 
