@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -142,3 +143,12 @@ def test_a_stream_gives_back_its_per_address_slot_when_it_ends(
             assert "--max-client-connections 2" in refused.json()["error"]
         ended = {next_access(hub)[1:4] for _ in range(3)}  # the refusal, then both streams
         assert ended == {("GET", "/events", 200), ("-", "-", 503)}
+
+
+def test_workers_announce_once_in_the_log_format(start_hub: Callable[..., HubProcess]) -> None:
+    backend = f"redis://127.0.0.1:6379/0?prefix=test-logging-{uuid.uuid4().hex}"
+    hub = start_hub("--workers", "2", "--backend", backend, "--log-format", "json")
+    started = json.loads(hub.log.get(timeout=10) or "")
+    assert started["message"].startswith(f"ssehub serving on {hub.url}/ (2 workers, console ")
+    records = [json.loads(line) for line in rest_of_log(hub)]  # every line is JSON
+    assert not any("serving on" in record["message"] for record in records)

@@ -82,7 +82,11 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        from ssehub._logging import configure_logging
+        from ssehub.server._app import announce
         from ssehub.server._workers import serve_workers
+
+        configure_logging(config.log_level, config.log_format)  # the parent's own lines
 
         def run_worker(port: int, ready: Callable[[str, int], None]) -> None:
             config.port = port
@@ -90,7 +94,12 @@ def _serve(args: argparse.Namespace) -> int:
             _serve_one(config, demo, ready)
 
         return serve_workers(
-            config.host, config.port, settings.workers, config.shutdown_grace, run_worker
+            config.host,
+            config.port,
+            settings.workers,
+            config.shutdown_grace,
+            run_worker,
+            partial(announce, config, demos=demo, workers=settings.workers),
         )
     except (StoreUnavailable, CannotListen) as error:
         print(f"{command}: error: {error}", file=sys.stderr)

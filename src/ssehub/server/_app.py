@@ -262,10 +262,14 @@ async def _shutdown(
     await asyncio.sleep(0)
 
 
-def announce(config: ServerConfig, host: str, port: int, *, demos: bool = False) -> None:
+def announce(
+    config: ServerConfig, host: str, port: int, *, demos: bool = False, workers: int = 1
+) -> None:
     """The start-up line: where the hub listens, its pages and its backend."""
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    pages = [f"console {base}/"] if config.console else []
+    pages = [f"{workers} workers"] if workers > 1 else []
+    if config.console:
+        pages.append(f"console {base}/")
     if demos:
         pages.append(f"demos {base}/demos/")
     pages += [f"metrics {base}/metrics", f"backend {_without_password(config.backend)}"]
