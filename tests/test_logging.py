@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 
@@ -152,3 +156,28 @@ def test_workers_announce_once_in_the_log_format(start_hub: Callable[..., HubPro
     assert started["message"].startswith(f"ssehub serving on {hub.url}/ (2 workers, console ")
     records = [json.loads(line) for line in rest_of_log(hub)]  # every line is JSON
     assert not any("serving on" in record["message"] for record in records)
+
+
+def test_the_log_level_keeps_warnings_and_drops_info() -> None:
+    """More connections than the open-file limit can hold: a warning before listening. At
+    --log-level warning it is written, and the info records (start-up, access) are not."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard open-file limit to pass")
+    with socket.socket() as probe:  # a free port: nothing announces this hub's
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, "-m", "ssehub", "serve", "--port", str(port), "--access-log"]
+    argv += ["--log-level", "warning", "--max-connections", str(hard + 1)]
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        assert " WARNING ssehub.server: the open-file limit " in process.stderr.readline()
+        # Connecting is retried until the hub listens: an answer means it is serving.
+        with httpx.Client(transport=httpx.HTTPTransport(retries=20), timeout=10) as client:
+            assert client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        rest = process.stderr.read()
+    assert process.returncode == 0
+    assert rest == ""  # neither the start-up line nor the access line
