@@ -123,7 +123,7 @@ class HttpProtocol(asyncio.Protocol):
         self._access = state.config.access_log
         self._started = 0.0  # when the request being answered was taken up (access log)
         self._sent = 0  # bytes written to a stream (access log)
-        self._stream_request: Request | None = None  # the request of a stream (access log)
+        self._stream_request: tuple[str, str] | None = None  # a stream's method and path
 
     # -- connection events --------------------------------------------------------------------
 
@@ -173,11 +173,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.topics:
             state.hub.remove(self, self.topics)
             state.traffic.open_streams -= 1
-            request = self._stream_request
-            if request is not None:
-                log_access(
-                    self._client, request.method, request.path, 200, self._sent, self._duration()
-                )
+            if self._stream_request is not None:  # --access-log
+                method, path = self._stream_request
+                log_access(self._client, method, path, 200, self._sent, self._duration())
         if self._task is not None:
             self._task.cancel()
         self.parser = None
@@ -531,7 +529,7 @@ class HttpProtocol(asyncio.Protocol):
         transport.write(head)
         write: Callable[[bytes], None] = transport.write
         if self._access:
-            self._stream_request = request
+            self._stream_request = (request.method, request.path)  # not its headers
             self._sent = len(head)
             write = self._write_counted
         if reply.expires is not None:
