@@ -1,4 +1,4 @@
-"""The `ssehub` command: serve | listen | publish."""
+"""The `ssehub` command: serve | demo | listen | publish | token."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, NoReturn, TypeVar, cast
 
 from ssehub import __version__
 from ssehub._cli_remote import add_listen_parser, add_publish_parser
-from ssehub._fanout import WRITE_INTERVAL
+from ssehub._settings import SettingsError, add_serve_options, resolve
 
 if TYPE_CHECKING:
     from ssehub.auth import Policy
@@ -24,54 +25,68 @@ _N = TypeVar("_N", int, float)
 def _serve(args: argparse.Namespace) -> int:
     from ssehub.backends import StoreUnavailable, backend_from_url
     from ssehub.server import ServerConfig
+    from ssehub.server._app import CannotListen
 
+    command = f"ssehub {args.command}"
+    try:
+        settings = argparse.Namespace(**resolve(args))
+    except SettingsError as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 2
     config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        backend=args.backend,
-        history=args.history,
-        history_ttl=args.history_ttl or None,
-        write_interval=args.write_interval,
-        heartbeat=args.heartbeat,
-        retry=args.retry,
-        cors_origins=tuple(args.cors_origin),
-        cors_credentials=args.cors_credentials,
-        allowed_hosts=tuple(args.allowed_host),
-        trusted_proxies=tuple(args.trusted_proxy or ("127.0.0.1", "::1")),
-        max_client_connections=args.max_client_connections,
-        max_connections=args.max_connections,
-        max_header_bytes=args.max_header_bytes,
-        max_body_bytes=args.max_body_bytes,
-        max_buffer_bytes=args.max_buffer_bytes,
-        idle_timeout=args.idle_timeout,
-        metrics_token=args.metrics_token,
-        metrics_topics=args.metrics_topics,
-        max_topics=args.max_topics,
+        host=settings.host,
+        port=settings.port,
+        backend=settings.backend,
+        history=settings.history,
+        history_ttl=settings.history_ttl or None,
+        write_interval=settings.write_interval,
+        heartbeat=settings.heartbeat,
+        retry=settings.retry,
+        cors_origins=settings.cors_origin,
+        cors_credentials=settings.cors_credentials,
+        allowed_hosts=settings.allowed_host,
+        trusted_proxies=settings.trusted_proxy,
+        max_client_connections=settings.max_client_connections,
+        max_connections=settings.max_connections,
+        max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=settings.max_body_bytes,
+        max_buffer_bytes=settings.max_buffer_bytes,
+        idle_timeout=settings.idle_timeout,
+        metrics_token=settings.metrics_token,
+        metrics_topics=settings.metrics_topics,
+        max_topics=settings.max_topics,
+        access_log=settings.access_log,
+        log_level=settings.log_level,
+        log_format=settings.log_format,
     )
     try:
-        config.policy = _policy(args)
+        config.policy = _policy(settings)
     except (ValueError, OSError) as error:
-        print(f"ssehub serve: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {error}", file=sys.stderr)
         return 2
-    demo = args.demo or args.command == "demo"
+    demo = settings.demo or args.command == "demo"
     try:
         backend_from_url(config.backend)
     except ValueError as error:
-        print(f"ssehub serve: error: --backend: {error}", file=sys.stderr)
+        print(f"{command}: error: --backend: {error}", file=sys.stderr)
         return 2
     try:
-        if args.workers == 1:
+        if settings.workers == 1:
             _serve_one(config, demo)
             return 0
         if not config.backend.startswith(("redis://", "rediss://")):
             print(
-                f"ssehub serve: error: --workers {args.workers} needs a backend that processes "
+                f"{command}: error: --workers {settings.workers} needs a backend that processes "
                 f"share (redis://host:port/db); {config.backend.partition(':')[0]} history "
                 "lives in one process",
                 file=sys.stderr,
             )
             return 2
+        from ssehub._logging import configure_logging
+        from ssehub.server._app import announce
         from ssehub.server._workers import serve_workers
+
+        configure_logging(config.log_level, config.log_format)  # the parent's own lines
 
         def run_worker(port: int, ready: Callable[[str, int], None]) -> None:
             config.port = port
@@ -79,10 +94,15 @@ def _serve(args: argparse.Namespace) -> int:
             _serve_one(config, demo, ready)
 
         return serve_workers(
-            config.host, config.port, args.workers, config.shutdown_grace, run_worker
+            config.host,
+            config.port,
+            settings.workers,
+            config.shutdown_grace,
+            run_worker,
+            partial(announce, config, demos=demo, workers=settings.workers),
         )
-    except StoreUnavailable as error:
-        print(f"ssehub serve: error: {error}", file=sys.stderr)
+    except (StoreUnavailable, CannotListen) as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
         return 1
 
 
@@ -91,6 +111,7 @@ def _serve_one(
 ) -> None:
     from ssehub.hub import Hub
     from ssehub.server import serve
+    from ssehub.server._app import announce
 
     hub = config.new_hub()
     background: tuple[Callable[[Hub], Awaitable[None]], ...] = ()
@@ -100,9 +121,8 @@ def _serve_one(
         config.extra_routes.update(demo_routes(hub))
         background = (demo_feeds,)
     if ready is None:
-        serve(config, hub=hub, background=background)
-    else:
-        serve(config, hub=hub, background=background, ready=ready)
+        ready = partial(announce, config, demos=demo)
+    serve(config, hub=hub, background=background, ready=ready)
 
 
 def _non_negative(kind: Callable[[str], _N]) -> Callable[[str], _N]:
@@ -177,165 +197,62 @@ def _add_token_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     token.set_defaults(func=_token)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
-    return value
-
-
-def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`serve`, and `demo`: the same options with the demos on. Each is a parser of its own,
+    so that each one's --help and errors name it."""
+    epilog = (
+        "Every option can also come from its environment variable or from the TOML file "
+        "named by --config (keys named like the flags, with - or _); a flag wins over the "
+        "environment, the environment over the file, the file over the default."
+    )
     serve = commands.add_parser(
         "serve",
-        aliases=["demo"],
-        help="run the hub: publish over HTTP, subscribe with EventSource (demo: with --demo)",
-        description="Run an SSE hub: GET /events?topic=T streams, POST /publish publishes. "
-        "`ssehub demo` is `ssehub serve --demo`.",
+        help="run the hub: publish over HTTP, subscribe with EventSource",
+        description="Run an SSE hub: GET /events?topic=T streams, POST /publish publishes.",
+        epilog=epilog,
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
-    serve.add_argument(
-        "--backend",
-        default=os.environ.get("SSEHUB_BACKEND", "memory"),
-        metavar="URL",
-        help="where history lives: memory, sqlite:///path.db, redis://host:port/db "
-        "(env SSEHUB_BACKEND)",
+    add_serve_options(serve)
+    demo = commands.add_parser(
+        "demo",
+        help="ssehub serve --demo: the hub with its demo pages and feeds",
+        description="Run an SSE hub with the demo pages and their feeds (ssehub serve --demo).",
+        epilog=epilog,
     )
-    serve.add_argument(
-        "--history", type=_non_negative(int), default=1000, help="events kept per topic"
-    )
-    serve.add_argument(
-        "--history-ttl",
-        type=_non_negative(float),
-        default=3600.0,
-        help="seconds an event is kept (0: forever)",
-    )
-    serve.add_argument(
-        "--write-interval",
-        type=_non_negative(float),
-        default=WRITE_INTERVAL,
-        help="while events keep coming, seconds between writes to a stream (0: every loop turn)",
-    )
-    serve.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats")
-    serve.add_argument("--retry", type=int, default=3000, help="reconnect delay hint (ms)")
-    serve.add_argument(
-        "--cors-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="allow this browser origin (repeatable; '*' allows any)",
-    )
-    serve.add_argument(
-        "--cors-credentials",
-        action="store_true",
-        help="let listed origins send cookies (Access-Control-Allow-Credentials)",
-    )
-    serve.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a Host name to answer (repeatable; default: loopback names when bound to "
-        "loopback, else any)",
-    )
-    serve.add_argument(
-        "--max-topics",
-        type=_positive_int,
-        default=100_000,
-        help="topics with history; a publish that would add one more gets 503",
-    )
-    serve.add_argument(
-        "--metrics-topics",
-        type=_non_negative(int),
-        default=0,
-        metavar="N",
-        help="per-topic history series in /metrics for the N largest topics (0: none)",
-    )
-    serve.add_argument(
-        "--max-connections",
-        type=_positive_int,
-        default=10_000,
-        help="connections served (16 more answer /healthz and /metrics only)",
-    )
-    serve.add_argument(
-        "--max-client-connections",
-        type=_positive_int,
-        default=1000,
-        help="connections one address may hold (--trusted-proxy addresses exempt)",
-    )
-    serve.add_argument(
-        "--trusted-proxy",
-        action="append",
-        default=[],
-        metavar="ADDRESS",
-        help="a proxy whose X-Forwarded-For names the client, not limited per address "
-        "(repeatable; default: 127.0.0.1 and ::1)",
-    )
-    serve.add_argument("--max-header-bytes", type=int, default=16 * 1024)
-    serve.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
-    serve.add_argument(
-        "--max-buffer-bytes",
-        type=int,
-        default=1024 * 1024,
-        help="unsent bytes after which a slow subscriber is dropped",
-    )
-    serve.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=60.0,
-        help="seconds a connection may take to send a request (streams are exempt)",
-    )
-    serve.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="hub processes sharing the port (SO_REUSEPORT); more than 1 needs --backend redis://",
-    )
-    serve.add_argument(
-        "--jwt-key",
-        default=os.environ.get("SSEHUB_JWT_KEY"),
-        metavar="KEY",
-        help="HMAC secret or PEM public key, inline or @path: publishing and reading need a "
-        "JWT (env SSEHUB_JWT_KEY)",
-    )
-    serve.add_argument("--jwt-algorithm", default="HS256", help="the only algorithm accepted")
-    serve.add_argument("--publisher-jwt-key", metavar="KEY", help="a key for publishers only")
-    serve.add_argument("--publisher-jwt-algorithm", metavar="ALG")
-    serve.add_argument("--subscriber-jwt-key", metavar="KEY", help="a key for subscribers only")
-    serve.add_argument("--subscriber-jwt-algorithm", metavar="ALG")
-    serve.add_argument(
-        "--allow-anonymous",
-        action="store_true",
-        help="subscribers without a token get public events",
-    )
-    serve.add_argument(
-        "--cookie-name",
-        default="mercureAuthorization",
-        help="the cookie a browser's token is read from",
-    )
-    serve.add_argument(
-        "--metrics-token",
-        default=os.environ.get("SSEHUB_METRICS_TOKEN"),
-        metavar="TOKEN",
-        help="serve /metrics to anyone sending this bearer token (else to loopback only)",
-    )
-    serve.add_argument("--demo", action="store_true", help="also run the demo pages and feeds")
-    serve.set_defaults(func=_serve)
+    add_serve_options(demo, skip=("demo",))
+    for parser in (serve, demo):
+        parser.set_defaults(func=_serve)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssehub", description="Server-Sent Events for Python.")
+class _Parser(argparse.ArgumentParser):
+    """Errors in one line, as every bad setting of `ssehub serve` is (exit code 2)."""
+
+    subcommands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(prog="ssehub", description="Server-Sent Events for Python.")
     parser.add_argument("--version", action="version", version=f"ssehub {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_serve_parser(commands)
+    # Subcommands' parsers are _Parsers too (argparse makes them of the parent's class).
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
+    _add_serve_parsers(commands)
     add_listen_parser(commands)
     add_publish_parser(commands)
     _add_token_parser(commands)
+    parser.subcommands = commands.choices
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand's parser, which knows the options it lacks
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     code: int = args.func(args)
     return code
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
+import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from urllib.parse import urlsplit
 
+from ssehub._logging import configure_logging
 from ssehub.api import HEARTBEAT, Api, ErrorLog, Traffic, is_loopback
 from ssehub.api._hosts import host_allowed
 from ssehub.auth import AuthError, find_token
@@ -19,13 +23,32 @@ from ssehub.hub import Hub
 from ssehub.server._config import ServerConfig
 from ssehub.server._protocol import HttpProtocol, PublishGroup
 
-__all__ = ["ServerState", "run", "serve"]
+__all__ = ["CannotListen", "ServerState", "announce", "run", "serve"]
 
 log = logging.getLogger("ssehub.server")
 
 _GRANTED_SIZE = 10_000  # remembered fast-path decisions; all forgotten when full
 #: Connections admitted past --max-connections, for /healthz and /metrics only.
 RESERVE = 16
+# What to do about the commonest reasons a socket cannot listen.
+_LISTEN_ADVICE = {
+    errno.EADDRINUSE: "another process listens there: stop it or pick another --port",
+    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE: pick a port >= 1024",
+    errno.EADDRNOTAVAIL: "no interface of this machine has that address: check --host",
+}
+
+
+class CannotListen(Exception):
+    """The server's socket could not listen (port in use, permission denied, no such address);
+    the message is one line that says why and what to do."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        # asyncio's own strerror repeats the address; the errno's text says it plainly.
+        reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
+        advice = _LISTEN_ADVICE.get(error.errno or 0)
+        super().__init__(
+            f"cannot listen on {host}:{port}: {reason}" + (f" ({advice})" if advice else "")
+        )
 
 
 @dataclass(eq=False)
@@ -166,14 +189,18 @@ async def run(
     hub = hub or config.new_hub()
     await hub.start()
     state = ServerState(hub, config)
-    server = await loop.create_server(
-        lambda: HttpProtocol(state),
-        config.host,
-        config.port,
-        reuse_address=True,
-        reuse_port=config.reuse_port or None,
-        backlog=4096,
-    )
+    try:
+        server = await loop.create_server(
+            lambda: HttpProtocol(state),
+            config.host,
+            config.port,
+            reuse_address=True,
+            reuse_port=config.reuse_port or None,
+            backlog=4096,
+        )
+    except OSError as error:
+        await hub.close()
+        raise CannotListen(config.host, config.port, error) from None
     stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -235,20 +262,38 @@ async def _shutdown(
     await asyncio.sleep(0)
 
 
+def announce(
+    config: ServerConfig, host: str, port: int, *, demos: bool = False, workers: int = 1
+) -> None:
+    """The start-up line: where the hub listens, its pages and its backend."""
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    pages = [f"{workers} workers"] if workers > 1 else []
+    if config.console:
+        pages.append(f"console {base}/")
+    if demos:
+        pages.append(f"demos {base}/demos/")
+    pages += [f"metrics {base}/metrics", f"backend {_without_password(config.backend)}"]
+    log.info("ssehub serving on %s/ (%s)", base, ", ".join(pages))
+    if config.policy is None:
+        log.info("no --jwt-key: publishes are accepted from loopback addresses only")
+
+
+def _without_password(url: str) -> str:
+    """A backend URL fit for a log: redis://user:secret@host/0 -> redis://user:***@host/0."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def serve(config: ServerConfig, **kwargs: object) -> None:
-    """Run the hub server in this process, on uvloop where available."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    """Run the hub server in this process, on uvloop where available.
 
-    def announce(host: str, port: int) -> None:
-        print(f"ssehub serving on http://{host}:{port}/", file=sys.stderr, flush=True)
-        if config.policy is None:
-            print(
-                "ssehub: no --jwt-key: publishes are accepted from loopback addresses only",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    kwargs.setdefault("ready", announce)
+    Raises `CannotListen` when the socket cannot listen.
+    """
+    configure_logging(config.log_level, config.log_format)
+    kwargs.setdefault("ready", partial(announce, config))
     coroutine = run(config, **kwargs)  # type: ignore[arg-type]
     try:
         import uvloop

@@ -47,6 +47,10 @@ class ServerConfig:
     metrics_token: str | None = None
     metrics_topics: int = 0  # per-topic history series for the N largest topics
     max_topics: int = 100_000  # topics with history, on every backend
+    # One line per request (for a stream, when it ends) on the `ssehub.access` logger.
+    access_log: bool = False
+    log_level: str = "info"  # debug, info, warning, error
+    log_format: str = "text"  # text, or json: one object per line (see ssehub._logging)
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
 
     def new_hub(self) -> Hub:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import httptools
 
+from ssehub._logging import log_access
 from ssehub.api import (
     Audience,
     HTTPError,
@@ -61,6 +62,7 @@ _PLAIN_PUBLISH = Request("POST", "/publish", {}, _NO_HEADERS)
 
 class HttpProtocol(asyncio.Protocol):
     __slots__ = (
+        "_access",
         "_body",
         "_body_bytes",
         "_busy",
@@ -77,6 +79,9 @@ class HttpProtocol(asyncio.Protocol):
         "_queue",
         "_raw_headers",
         "_reserve",
+        "_sent",
+        "_started",
+        "_stream_request",
         "_task",
         "_url",
         "parser",
@@ -114,6 +119,11 @@ class HttpProtocol(asyncio.Protocol):
         self._peer_done = False  # the client half-closed: close once its answers are out
         # While a stream catches up: done once the peer has drained its buffer (see _drain).
         self._drained: asyncio.Future[None] | None = None
+        # --access-log: checked once per request; the stream's bytes are counted only then.
+        self._access = state.config.access_log
+        self._started = 0.0  # when the request being answered was taken up (access log)
+        self._sent = 0  # bytes written to a stream (access log)
+        self._stream_request: tuple[str, str] | None = None  # a stream's method and path
 
     # -- connection events --------------------------------------------------------------------
 
@@ -128,8 +138,11 @@ class HttpProtocol(asyncio.Protocol):
         if refusal is not None:
             state.traffic.count_rejection(503)
             reply = HTTPError(503, refusal).response()
-            transport.write(response_head(reply, False, [("Retry-After", "1")]) + reply.body)
+            answer = response_head(reply, False, [("Retry-After", "1")]) + reply.body
+            transport.write(answer)
             transport.close()
+            if self._access:
+                log_access(self._client, "-", "-", 503, len(answer), 0.0)
             return
         state.connections.add(self)
         state.traffic.connections += 1
@@ -160,6 +173,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.topics:
             state.hub.remove(self, self.topics)
             state.traffic.open_streams -= 1
+            if self._stream_request is not None:  # --access-log
+                method, path = self._stream_request
+                log_access(self._client, method, path, 200, self._sent, self._duration())
         if self._task is not None:
             self._task.cancel()
         self.parser = None
@@ -330,6 +346,8 @@ class HttpProtocol(asyncio.Protocol):
             return data  # the general path answers it, as it answers any request
         self._busy = True
         self._deadline = 0.0
+        if self._access:
+            self._started = time.monotonic()
         if not keep_alive:
             self.parser = None  # nothing sent after Connection: close is served
         self.state.publish_group.add(self, keep_alive, Draft((topic,), text, event, retry, encoded))
@@ -345,6 +363,8 @@ class HttpProtocol(asyncio.Protocol):
         while self._queue and not (self._busy or self.topics or self._closing()):
             request, keep_alive = self._queue.pop(0)
             self._keep_alive = keep_alive
+            if self._access:
+                self._started = time.monotonic()
             if self._reserve and request.path not in _RESERVED_PATHS:
                 # A connection past --max-connections is kept for a load balancer's checks.
                 self._keep_alive = False
@@ -398,7 +418,10 @@ class HttpProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         if keep_alive and not self.state.closing:
-            transport.write(id_reply(event_id))
+            reply = id_reply(event_id)
+            transport.write(reply)
+            if self._access:
+                log_access(self._client, "POST", "/publish", 200, len(reply), self._duration())
         else:
             self._keep_alive = False
             self._respond(_PLAIN_PUBLISH, ids_response([event_id]))
@@ -447,7 +470,17 @@ class HttpProtocol(asyncio.Protocol):
             self.state.traffic.count_rejection(reply.status)
         keep_alive = self._keep_alive and not self.state.closing
         head = response_head(reply, keep_alive, self.state.api.cors.headers(request))
-        transport.write(head if request.method == "HEAD" else head + reply.body)
+        answer = head if request.method == "HEAD" else head + reply.body
+        transport.write(answer)
+        if self._access:
+            log_access(
+                self._client,
+                request.method,
+                request.path,
+                reply.status,
+                len(answer),
+                self._duration(),
+            )
         if not keep_alive:
             transport.close()
         elif not self._queue and not self._deadline:
@@ -470,8 +503,11 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport is not None and error is not None:
             self.state.traffic.count_rejection(error.status)
             reply = error.response()
-            self.transport.write(response_head(reply, False, ()) + reply.body)
+            answer = response_head(reply, False, ()) + reply.body
+            self.transport.write(answer)
             self.transport.close()
+            if self._access:  # what it asked for could not be read
+                log_access(self._client, "-", "-", error.status, len(answer), 0.0)
 
     def _start_stream(self, request: Request, reply: StreamReply) -> None:
         transport = self.transport
@@ -489,8 +525,13 @@ class HttpProtocol(asyncio.Protocol):
         # Past this many unsent bytes the peer counts as too slow (see pause_writing).
         transport.set_write_buffer_limits(high=state.config.max_buffer_bytes)
         head = stream_head([*reply.headers, *state.api.cors.headers(request)])
-        transport.write(head + opening(state.config.retry))
-        self._client = ""
+        head += opening(state.config.retry)
+        transport.write(head)
+        write: Callable[[bytes], None] = transport.write
+        if self._access:
+            self._stream_request = (request.method, request.path)  # not its headers
+            self._sent = len(head)
+            write = self._write_counted
         if reply.expires is not None:
             # The token's expiry ends the stream (a clean end: what is buffered goes first);
             # the client comes back with a fresh token, so a revoked grant lasts no longer.
@@ -498,11 +539,24 @@ class HttpProtocol(asyncio.Protocol):
             # check that closes idle connections closes it (no timer per stream).
             self._deadline = state.now() + max(0.0, reply.expires - time.time())
         if reply.last_event_id is None:
-            state.hub.open_stream(self, self.topics, transport.write, reply.audience)
+            state.hub.open_stream(self, self.topics, write, reply.audience)
         else:
-            self._task = asyncio.ensure_future(self._resume(reply.last_event_id, reply.audience))
+            self._task = asyncio.ensure_future(
+                self._resume(reply.last_event_id, reply.audience, write)
+            )
 
-    async def _resume(self, last_event_id: str, audience: Audience | None) -> None:
+    def _write_counted(self, data: bytes) -> None:
+        """A stream's writer under --access-log, which reports the bytes a stream sent."""
+        self._sent += len(data)
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def _duration(self) -> float:
+        return time.monotonic() - self._started
+
+    async def _resume(
+        self, last_event_id: str, audience: Audience | None, write: Callable[[bytes], None]
+    ) -> None:
         transport = self.transport
         assert transport is not None
         hub = self.state.hub
@@ -510,9 +564,7 @@ class HttpProtocol(asyncio.Protocol):
         self._drained = asyncio.get_running_loop().create_future()
         self._drained.set_result(None)
         try:
-            await hub.resume_stream(
-                self, self.topics, transport.write, last_event_id, audience, self._drain
-            )
+            await hub.resume_stream(self, self.topics, write, last_event_id, audience, self._drain)
             await self._drain()  # what the last slice left in the buffer
         except SlowSubscriberError:
             hub.stats.slow_dropped += 1
@@ -529,6 +581,8 @@ class HttpProtocol(asyncio.Protocol):
     def write_heartbeat(self, beat: bytes) -> None:
         if self.topics and self.transport is not None:
             self.transport.write(beat)
+            if self._access:
+                self._sent += len(beat)
 
     def shutdown(self) -> None:
         """End the connection for a server shutdown: streams at once, publishers when idle."""

@@ -13,6 +13,7 @@ dies on its own is started again, at most once a second.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import signal
@@ -20,6 +21,8 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+
+log = logging.getLogger("ssehub.server")
 
 __all__ = ["serve_workers"]
 
@@ -68,11 +71,12 @@ def serve_workers(
     workers: int,
     grace: float,
     run_worker: Callable[[int, Callable[[str, int], None]], None],
+    announce: Callable[[str, int], None],
 ) -> int:
     """Run `workers` copies of `run_worker(port, ready)` on `port`; return the exit code.
 
     `run_worker` serves with SO_REUSEPORT on the given port and calls `ready(host, port)` once
-    it listens.
+    it listens; `announce(host, port)` says so once every worker listens.
     """
     try:
         reserved = _reserve(host, port)
@@ -108,14 +112,12 @@ def serve_workers(
             if select.select([read_fd], [], [], 0.1)[0]:
                 started += len(os.read(read_fd, workers))
     reserved.close()
-    print(
-        f"ssehub serving on http://{host}:{port}/ ({workers} workers)", file=sys.stderr, flush=True
-    )
+    announce(host, port)
     last_restart = 0.0
     while not stopping:
         for pid in _reap(children):
             children.discard(pid)
-            print(f"ssehub serve: worker {pid} exited; starting another", file=sys.stderr)
+            log.warning("worker %d exited; starting another", pid)
             time.sleep(max(0.0, last_restart + _RESTART_INTERVAL - time.monotonic()))
             last_restart = time.monotonic()
             children.add(start())
