@@ -23,7 +23,17 @@ _N = TypeVar("_N", int, float)
 
 def _serve(args: argparse.Namespace) -> int:
     from ssehub.backends import StoreUnavailable, backend_from_url
-    from ssehub.server import ServerConfig
+
+    try:
+        from ssehub.server import ServerConfig
+    except ModuleNotFoundError as error:  # the core install has no HTTP server
+        if error.name != "httptools":
+            raise
+        print(
+            "ssehub serve: error: the hub's server is not installed: pip install 'ssehub[server]'",
+            file=sys.stderr,
+        )
+        return 1
 
     config = ServerConfig(
         host=args.host,
