@@ -204,11 +204,25 @@ def wait_for_streams(url: str, count: int) -> None:
 
 
 def execute(code: str, **names: Any) -> tuple[dict[str, Any], str]:
-    """Run a Python block as a module `__main__` would; its globals and what it printed."""
+    """Run a Python block as a script would; its globals and what it printed. It runs on a
+    thread of its own so that a sample waiting forever fails after WAIT seconds, not hangs."""
     namespace: dict[str, Any] = {"__name__": "readme_sample", **names}
+    failed: list[BaseException] = []
+
+    def run_sample() -> None:
+        try:
+            exec(compile(code, "README.md", "exec"), namespace)
+        except BaseException as error:
+            failed.append(error)
+
     out = io.StringIO()
     with redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), namespace)
+        thread = threading.Thread(target=run_sample, daemon=True, name="readme-sample")
+        thread.start()
+        thread.join(WAIT)
+    assert not thread.is_alive(), f"still running after {WAIT} s; printed {out.getvalue()!r}"
+    if failed:
+        raise failed[0]
     return namespace, out.getvalue()
 
 
@@ -230,7 +244,17 @@ def test_install_from_a_checkout_in_a_fresh_venv(tmp_path: Path) -> None:
         ROOT,
         checkout,
         ignore=shutil.ignore_patterns(
-            ".venv", ".git", "build", "dist", "artifacts", "*.egg-info", "__pycache__", "*.so"
+            ".venv",
+            ".git",
+            "build",
+            "dist",
+            "artifacts",
+            ".work",
+            ".*_cache",
+            ".hypothesis",
+            "*.egg-info",
+            "__pycache__",
+            "*.so",
         ),
     )
     venv.create(tmp_path / "venv", with_pip=True)
@@ -529,19 +553,42 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
+class Page:
+    """A Chromium page at `url` (on the hub's origin) whose document is `html`. `until(js)` waits
+    for a condition and fails at once, with the message, when the page's script threw."""
+
+    def __init__(self, chromium: Any, url: str, html: str) -> None:
+        self.errors: list[str] = []
+        self.page = chromium.new_page()
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.route(url, lambda route: route.fulfill(content_type="text/html", body=html))
+        self.page.goto(url)
+
+    def until(self, condition: str) -> None:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        deadline = time.monotonic() + WAIT
+        while True:
+            assert not self.errors, self.errors
+            try:
+                # Short waits, so that a script error is reported when it happens.
+                self.page.wait_for_function(condition, timeout=200)
+                return
+            except PlaywrightTimeout:
+                assert time.monotonic() < deadline, f"never true: {condition}"
+
+    def evaluate(self, expression: str) -> Any:
+        return self.page.evaluate(expression)
+
+
 @contextmanager
-def page_of(chromium: Any, url: str, html: str) -> Iterator[Any]:
-    """A page at `url` (on the hub's origin) whose document is `html`; its errors fail the test."""
-    page = chromium.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.route(url, lambda route: route.fulfill(content_type="text/html", body=html))
-    page.goto(url)
+def page_of(chromium: Any, url: str, html: str) -> Iterator[Page]:
+    page = Page(chromium, url, html)
     try:
         yield page
     finally:
-        page.close()
-    assert not errors, errors
+        page.page.close()
+    assert not page.errors, page.errors
 
 
 @runs("The hub: `ssehub serve` #2")
@@ -550,8 +597,8 @@ def test_browser_event_source_sample(chromium: Any) -> None:
     with serving("ssehub serve") as hub:
         script = f"<script>\n{code.replace(README_HUB, hub.url)}</script>"
         with page_of(chromium, f"{hub.url}/readme.html", script) as page:
-            page.wait_for_function("source.readyState === EventSource.OPEN")
-            with page.expect_console_message() as logged:
+            page.until("source.readyState === EventSource.OPEN")
+            with page.page.expect_console_message() as logged:
                 event_id = publish(hub.url, "orders", {"id": 7}, event="created")
             first, second = logged.value.args
             assert (first.json_value(), second.json_value()) == (event_id, {"id": 7})
@@ -576,14 +623,11 @@ def test_ssehub_js_sample(chromium: Any) -> None:
     with serving("ssehub serve --demo") as hub:
         html = PAGE_OWNS + block("ssehub.js #1").code
         with page_of(chromium, f"{hub.url}/readme.html", html) as page:
-            page.wait_for_function("seen.render.length === 1", timeout=WAIT * 1000)
+            page.until("seen.render.length === 1")
             assert page.evaluate("seen.render") == [{"id": 7}]
             assert page.evaluate("seen.states")[-1] == "open"
             # The chat answer, token by token, whole and in order, until `done` closed it.
-            page.wait_for_function(
-                f"out.textContent === {json.dumps(answer('What is SSE?'))}",
-                timeout=WAIT * 1000,
-            )
+            page.until(f"out.textContent === {json.dumps(answer('What is SSE?'))}")
             publish(hub.url, "alerts", "disk full")
-            page.wait_for_function("seen.alarm.length === 1")
+            page.until("seen.alarm.length === 1")
             assert page.evaluate("seen.alarm") == ["disk full"]
