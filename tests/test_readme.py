@@ -285,6 +285,17 @@ def test_install_from_a_checkout_in_a_fresh_venv(tmp_path: Path) -> None:
         "ssehub serve: error: the hub's server is not installed: pip install 'ssehub[server]'\n"
     )
     run(commands[1], cwd=checkout, **env)
+    no_redis = subprocess.run(
+        [str(bin_dir / "ssehub"), "serve", "--port", "0", "--backend", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert no_redis.returncode == 2
+    assert no_redis.stderr == (
+        "ssehub serve: error: --backend: "
+        "the Redis backend needs redis-py: pip install 'ssehub[redis]'\n"
+    )
     assert "usage: ssehub" in run(commands[2], cwd=tmp_path, **env)
     installed = run("python -c 'import ssehub; print(ssehub.__file__)'", cwd=tmp_path, **env)
     assert installed.startswith(str(tmp_path / "venv")), installed  # not this checkout's
