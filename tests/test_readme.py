@@ -123,7 +123,10 @@ class Lines:
 
     def until(self, wanted: Callable[[str], bool]) -> str:
         while True:
-            line = self._queue.get(timeout=WAIT)
+            try:
+                line = self._queue.get(timeout=WAIT)
+            except queue.Empty:
+                raise AssertionError(f"nothing wanted within {WAIT} s: {self.seen}") from None
             assert line is not None, f"the output ended first: {self.seen}"
             self.seen.append(line)
             if wanted(line):
@@ -176,17 +179,8 @@ def serve_argv(command: str, **env: str) -> list[str]:
 @contextmanager
 def serving(command: str, **env: str) -> Iterator[Process]:
     """Start a README command that serves; the Process's url is where it listens."""
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)  # server_process passes os.environ on
-    try:
-        with server_process(serve_argv(command, **env), ready=SERVING) as process:
-            yield process
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with server_process(serve_argv(command, **env), ready=SERVING) as process:
+        yield process
 
 
 def wait_for_streams(url: str, count: int) -> None:
