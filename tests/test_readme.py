@@ -378,6 +378,7 @@ def test_several_hubs_commands(tmp_path: Path) -> None:
 
 @runs("Security #1")
 def test_security_commands(tmp_path: Path) -> None:
+    import jwt
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -405,6 +406,15 @@ def test_security_commands(tmp_path: Path) -> None:
             assert response.status_code == 401  # reading needs a token here
         with events(f"{anonymous.url}/events?topic=orders") as stream:
             assert stream.until_position()  # --allow-anonymous: reading needs none
+        # The PEM hub takes tokens signed by its key pair, and not the HMAC hub's.
+        signed = jwt.encode({"mercure": {"publish": ["*"]}}, key, algorithm="RS256")
+        for bearer, status in ((signed, 200), (token, 401)):
+            answer = http.post(
+                f"{anonymous.url}/publish",
+                data={"topic": "orders", "data": "x"},
+                headers={"Authorization": f"Bearer {bearer}"},
+            )
+            assert answer.status_code == status, answer.text
 
 
 # -- From Python, the client, the shell ---------------------------------------------------------
