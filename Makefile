@@ -6,16 +6,28 @@ PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (
 	2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# What is installed: ssehub with every extra and the dev tools (make test), or with what running
+# the hub needs (make run).
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test lint typecheck pytest system-deps clean
 
-# The C accelerators are compiled by the install: a change to one reinstalls.
-$(STAMP): pyproject.toml setup.py $(wildcard src/ssehub/*.[ch] src/ssehub/*/*.c)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+SOURCES := pyproject.toml setup.py $(wildcard src/ssehub/*.[ch] src/ssehub/*/*.c)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The C accelerators are compiled by the install: a change to one reinstalls. The extras are
+# pyproject.toml's: `all` is server + redis + jwt, `dev` is `all` plus the tools and the peers.
+$(RUN_STAMP): $(SOURCES) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $(RUN_STAMP)
+
+$(STAMP): $(SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -36,7 +48,7 @@ system-deps:
 	  || echo "warning: could not install$$missing; the tests that need them will be skipped"; \
 	fi
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/ssehub serve --host $(HOST) --port $(PORT) --demo
 
 lint: $(STAMP)

@@ -24,8 +24,18 @@ _N = TypeVar("_N", int, float)
 
 def _serve(args: argparse.Namespace) -> int:
     from ssehub.backends import StoreUnavailable, backend_from_url
-    from ssehub.server import ServerConfig
-    from ssehub.server._app import CannotListen
+
+    try:
+        from ssehub.server import ServerConfig
+        from ssehub.server._app import CannotListen
+    except ModuleNotFoundError as error:  # the core install has no HTTP server
+        if error.name != "httptools":
+            raise
+        print(
+            "ssehub serve: error: the hub's server is not installed: pip install 'ssehub[server]'",
+            file=sys.stderr,
+        )
+        return 1
 
     command = f"ssehub {args.command}"
     try:
@@ -64,6 +74,9 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         print(f"{command}: error: {error}", file=sys.stderr)
         return 2
+    except ImportError as error:  # an extra that is not installed (jwt)
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 1
     demo = settings.demo or args.command == "demo"
     try:
         backend_from_url(config.backend)
