@@ -166,6 +166,24 @@ def test_publish_to_the_hub_reaches_a_listener(start_hub: Callable[..., HubProce
     assert (event.event, event.data, event.id) == ("e", "hi", done.stdout.strip())
 
 
+def test_listen_shows_each_events_topics(start_hub: Callable[..., HubProcess]) -> None:
+    """The hub's `topic:` lines, which decoders ignore, are shown beside each event."""
+    hub = start_hub()
+    [before] = httpx.post(f"{hub.url}/publish", json={"topic": "a", "data": "0"}).json()["ids"]
+    for topics, data in ((["a"], "one"), (["b"], "two"), (["a", "b"], "both")):
+        reply = httpx.post(f"{hub.url}/publish", json={"topic": topics, "data": data})
+        assert reply.status_code == 200
+    url = f"{hub.url}/events?topic=a&topic=b"
+    process = ssehub_process("listen", "--last-event-id", before, url)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().split("] ", 1)[1] for _ in range(3)]
+    finally:
+        process.kill()
+        process.wait()
+    assert lines == ["a message: one\n", "b message: two\n", "a,b message: both\n"]
+
+
 def test_publish_refused_by_the_hub(start_hub: Callable[..., HubProcess]) -> None:
     hub = start_hub()
     done = ssehub("publish", "--hub", hub.url, "--topic", "has space", "hello")

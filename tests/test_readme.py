@@ -462,6 +462,17 @@ def test_async_event_source_sample() -> None:
     assert len(tokens) == 1  # one connection, one token
 
 
+@runs("Operations #2")
+def test_a_bad_setting_is_one_line_and_exit_2() -> None:
+    code = block("Operations #2").code
+    command = code.splitlines()[0]
+    expected = [line.removeprefix("# ") for line in code.splitlines()[1:]]
+    done = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, env=ENV, timeout=WAIT
+    )
+    assert done.stderr.splitlines() + done.stdout.splitlines() == expected
+
+
 @runs("From the shell #1")
 def test_shell_commands(tmp_path: Path) -> None:
     listen, listen_json, publish_line, tail = shell_commands(block("From the shell #1").code)
@@ -479,11 +490,12 @@ def test_shell_commands(tmp_path: Path) -> None:
     ):
         wait_for_streams(hub.url, 2)
         event_id = run(here(publish_line, hub.url)).strip()
-        assert plain.until(bool) == f'[{event_id}] created: {{"id": 42}}'
+        assert plain.until(bool) == f'[{event_id}] orders created: {{"id": 42}}'
         assert json.loads(as_json.until(bool)) == {
             "event": "created",
             "data": '{"id": 42}',
             "id": event_id,
+            "topics": ["orders"],
         }
         with events(f"{hub.url}/events?topic=logs") as logs, running(here(tail, hub.url), tmp_path):
             logs.until_position()

@@ -13,6 +13,7 @@ import os
 import queue
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO, TypeAlias
 
@@ -80,14 +81,72 @@ def _add_header_option(parser: Parser) -> None:
     )
 
 
-def format_event(event: Event, as_json: bool) -> str:
-    """One event as `listen` prints it (without the newline)."""
+def format_event(event: Event, as_json: bool, topics: tuple[str, ...] = ()) -> str:
+    """One event as `listen` prints it (without the newline): `[id] topics event: data`."""
     if as_json:
-        return json.dumps(
-            {"event": event.event, "data": event.data, "id": event.id}, ensure_ascii=False
-        )
+        fields: dict[str, Any] = {"event": event.event, "data": event.data, "id": event.id}
+        if topics:
+            fields["topics"] = list(topics)
+        return json.dumps(fields, ensure_ascii=False)
     prefix = f"[{event.id}] " if event.id else ""
+    if topics:
+        prefix += ",".join(topics) + " "
     return f"{prefix}{event.event}: " + event.data.replace("\n", "\n  ")
+
+
+class TopicTap:
+    """The topics of each event of a stream, read off its bytes beside the decoder.
+
+    ssehub's hub names an event's topics in `topic:` lines, a field the spec tells decoders to
+    ignore ("Otherwise: the field is ignored"), so `ssehub.wire.Decoder` never returns them.
+    This reads the same lines: a block that holds a `data` field is an event the decoder
+    dispatches, so the topics of those blocks, queued in order, pair with the events it
+    returns. `reset()` at every new connection, as the decoder starts afresh there too.
+    """
+
+    def __init__(self) -> None:
+        self.ready: deque[tuple[str, ...]] = deque()
+        self.reset()
+
+    def reset(self) -> None:
+        self.ready.clear()
+        self._line = b""
+        self._topics: list[str] = []
+        self._data = False
+
+    def feed(self, chunk: bytes) -> None:
+        *lines, self._line = (self._line + chunk).split(b"\n")
+        for line in lines:
+            line = line.removesuffix(b"\r")
+            if not line:  # the blank line that ends a block
+                if self._data:
+                    self.ready.append(tuple(self._topics))
+                self._topics = []
+                self._data = False
+            elif line.startswith(b"topic:"):
+                self._topics.append(line[6:].removeprefix(b" ").decode(errors="replace"))
+            elif line == b"data" or line.startswith(b"data:"):
+                self._data = True
+
+    def next_topics(self) -> tuple[str, ...]:
+        """The topics of the next event the decoder hands out."""
+        return self.ready.popleft() if self.ready else ()
+
+
+class _Tapped(httpx.SyncByteStream):
+    """A response body that shows each chunk to a `TopicTap` as it is read."""
+
+    def __init__(self, stream: httpx.SyncByteStream, tap: TopicTap) -> None:
+        self._stream = stream
+        self._tap = tap
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            self._tap.feed(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class CommandError(Exception):
@@ -141,10 +200,18 @@ def _listen(args: argparse.Namespace) -> None:
             detail = str(error) or type(error).__name__
             print(f"ssehub listen: {detail}; reconnecting in {delay:.3g} s", file=sys.stderr)
 
+    tap = TopicTap()
+
+    def on_open(response: httpx.Response) -> None:
+        tap.reset()
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _Tapped(response.stream, tap)
+
     source = EventSource(
         args.url,
         params=[("topic", topic) for topic in args.topic] or None,
         headers=_headers(args.header, args.token),
+        on_open=on_open,
         last_event_id=args.last_event_id,
         timeout=args.timeout,
         on_retry=on_retry,
@@ -153,7 +220,7 @@ def _listen(args: argparse.Namespace) -> None:
     try:
         with source:
             for event in source:
-                out.write(format_event(event, args.json) + "\n")
+                out.write(format_event(event, args.json, tap.next_topics()) + "\n")
                 out.flush()
     except SSEError as error:
         raise CommandError(str(error)) from None
