@@ -239,6 +239,27 @@ async def test_same_answers_as_the_memory_store(tmp_path: Path, seed: int) -> No
         await sqlite.close()
 
 
+async def test_an_idle_file_takes_an_append_at_once_and_a_busy_one_queues_it(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(str(tmp_path / "history.db"))
+    await store.open()
+    try:
+        start = await store.latest()
+        records = store.append_now([draft("t", "now")])
+        assert records is not None  # committed before it returned
+        assert store.commit_count == 1 and await store.latest() == records[0].id
+        queued = asyncio.ensure_future(store.append([draft("t", "queued")]))
+        await asyncio.sleep(0)  # one turn of the loop: the append is now waiting for its write
+        assert store.append_now([draft("t", "would overtake it")]) is None
+        await queued
+        assert store.append_now([draft("t", "after")]) is not None
+        replay = await store.replay(["t"], start)
+        assert [record.data for record in replay.records] == ["now", "queued", "after"]
+    finally:
+        await store.close()
+
+
 async def test_a_publish_past_max_topics_fails_only_its_append(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "history.db"), max_topics=2)
     await store.open()
