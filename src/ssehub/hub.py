@@ -132,6 +132,7 @@ class Hub:
         self.store = backend.store
         self._broker = backend.broker
         self._published = backend.broker.published  # bound once: it runs for every publish
+        self._broker_follows_store = backend.broker.follows_store
         self.stats = HubStats()
         self.max_pending = max_pending
         self._readers: dict[str, dict[Hashable, tuple[Reader, Audience | None]]] = {}
@@ -227,9 +228,14 @@ class Hub:
         await self.start()
         records = self.store.append_now(drafts)
         if records is None:
-            # Shielded: a publisher cancelled while the store writes (its client went away)
-            # must not leave a stored event undelivered to the live subscribers.
-            records = await asyncio.shield(self._append_and_deliver(drafts))
+            if self._broker_follows_store:
+                # What is stored reaches the subscribers through the store whatever becomes of
+                # this publisher: no task to shield it (each would cost a turn of the loop).
+                records = await self.store.append(drafts)
+            else:
+                # Shielded: a publisher cancelled while the store writes (its client went
+                # away) must not leave a stored event undelivered to the live subscribers.
+                records = await asyncio.shield(self._append_and_deliver(drafts))
         else:
             self._published(records)
         return [record.id for record in records]

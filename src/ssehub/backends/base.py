@@ -86,6 +86,11 @@ class Store(ABC):
 class Broker(ABC):
     """Delivery of every stored record to every hub process."""
 
+    #: True when every stored record reaches `deliver` by way of the store (a log the broker
+    #: follows), whoever stored it: `published` then has nothing to do, and a publisher that
+    #: is cancelled once its write is under way leaves nothing undelivered.
+    follows_store = False
+
     @abstractmethod
     async def start(self, store: Store, deliver: RecordsCallback) -> None:
         """Begin calling `deliver` with every record stored from now on, in id order."""

@@ -592,6 +592,8 @@ class RedisBroker(Broker):
     says why (health checks answer 503); streams stay open.
     """
 
+    follows_store = True
+
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._client: aioredis.Redis | None = None
