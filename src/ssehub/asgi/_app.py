@@ -21,6 +21,7 @@ from ssehub.asgi._responses import HubStreamResponse
 from ssehub.asgi._scope import Receive, Scope, Send, request_of
 from ssehub.auth import DEFAULT_ALGORITHM, Policy
 from ssehub.hub import Hub
+from ssehub.mercure import mount as mount_mercure
 
 __all__ = ["HubApp", "hub_app"]
 
@@ -86,6 +87,7 @@ class HubApp:
                 trusted_proxies=frozenset(trusted_proxies),
             ),
         )
+        mount_mercure(self.api)
 
     @property
     def traffic(self) -> Traffic:
