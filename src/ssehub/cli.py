@@ -47,6 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_token=args.metrics_token,
         metrics_topics=args.metrics_topics,
         max_topics=args.max_topics,
+        subscriptions=args.subscriptions,
     )
     try:
         config.policy = _policy(args)
@@ -229,6 +230,12 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--cors-credentials",
         action="store_true",
         help="let listed origins send cookies (Access-Control-Allow-Credentials)",
+    )
+    serve.add_argument(
+        "--subscriptions",
+        action="store_true",
+        help="Mercure's active subscriptions: updates on connect and disconnect, and "
+        "GET /.well-known/mercure/subscriptions",
     )
     serve.add_argument(
         "--allowed-host",

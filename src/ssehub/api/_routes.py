@@ -82,6 +82,8 @@ class Api:
             ("GET", "/metrics"): self.metrics,
             **config.extra_routes,
         }
+        # (method, prefix, handler): every path under `prefix/` (Mercure's subscriptions API).
+        self.prefix_routes: list[tuple[str, str, Handler]] = []
         self._web = resources.files("ssehub") / "web"
 
     def handle(self, request: Request) -> Reply | Awaitable[Reply]:
@@ -101,6 +103,8 @@ class Api:
                 415, f"Content-Encoding {encoding!r} is not supported: send the body unencoded"
             )
         handler = self.routes.get((request.method, request.path))
+        if handler is None:
+            handler = self._under_prefix(request)
         if handler is not None:
             return handler(request)
         if request.method == "HEAD" and ("GET", request.path) in self.routes:
@@ -119,6 +123,15 @@ class Api:
         if self.config.console and request.method in ("GET", "HEAD"):
             return self.static(request)
         raise HTTPError(404, f"no route for {request.method} {request.path}")
+
+    def _under_prefix(self, request: Request) -> Handler | None:
+        for method, prefix, handler in self.prefix_routes:
+            if request.path.startswith(prefix + "/"):
+                if request.method == method:
+                    return handler
+                if request.method == "HEAD" and method == "GET":
+                    return lambda request: _head(handler(request))
+        return None
 
     def events(self, request: Request) -> Reply | Awaitable[Reply]:
         topics = stream_topics(request)

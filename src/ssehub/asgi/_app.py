@@ -38,6 +38,9 @@ class HubApp:
     `allow_anonymous`) or a ready `policy` for Mercure-style JWTs; or `authorize(request)`,
     the app's own decision, returning `ssehub.auth.Grants` (or an awaitable of them); with
     none of these, publishing from loopback addresses only and public events for everyone.
+
+    Mercure's hub at `/.well-known/mercure` too (`ssehub.mercure`); `subscriptions=True` adds
+    its active subscriptions.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class HubApp:
         metrics_token: str | None = None,
         metrics_topics: int = 0,
         trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1"),
+        subscriptions: bool = False,
     ) -> None:
         self.hub = hub
         self._errors = ErrorLog(logging.getLogger("ssehub.asgi"))
@@ -87,7 +91,7 @@ class HubApp:
                 trusted_proxies=frozenset(trusted_proxies),
             ),
         )
-        mount_mercure(self.api)
+        mount_mercure(self.api, subscriptions=subscriptions)
 
     @property
     def traffic(self) -> Traffic:
@@ -159,6 +163,8 @@ class HubApp:
             await response(scope, receive, send)
         finally:
             traffic.open_streams -= 1
+            if reply.on_close is not None:
+                reply.on_close()
 
     async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
         limit = self.api.config.max_body_bytes

@@ -16,16 +16,22 @@ from ssehub.auth import Grants
 from ssehub.mercure._discovery import HUB_PATH, discovery_link
 from ssehub.mercure._publish import parse_update
 from ssehub.mercure._subscribe import resume_point, subscribed_topics
+from ssehub.mercure._subscriptions import SUBSCRIPTIONS_PATH, Presence
 from ssehub.model import EARLIEST, Draft, EventId
 
 __all__ = ["Mercure", "mount"]
 
 
-def mount(api: Api) -> Mercure:
-    """Serve Mercure's hub at `/.well-known/mercure` through `api`."""
-    mercure = Mercure(api)
+def mount(api: Api, *, subscriptions: bool = False) -> Mercure:
+    """Serve Mercure's hub at `/.well-known/mercure` through `api`; with `subscriptions`, its
+    active subscriptions too (updates and API: `ssehub.mercure._subscriptions`)."""
+    presence = Presence(api) if subscriptions else None
+    mercure = Mercure(api, presence)
     api.routes[("GET", HUB_PATH)] = mercure.subscribe
     api.routes[("POST", HUB_PATH)] = mercure.publish
+    if presence is not None:
+        api.routes[("GET", SUBSCRIPTIONS_PATH)] = presence.answer
+        api.prefix_routes.append(("GET", SUBSCRIPTIONS_PATH, presence.answer))
     return mercure
 
 
@@ -36,8 +42,9 @@ def _id_response(ids: list[EventId]) -> Response:
 
 
 class Mercure:
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, presence: Presence | None = None) -> None:
         self.api = api
+        self.presence = presence
         self.link = ("Link", discovery_link())
 
     # -- publish ------------------------------------------------------------------------------
@@ -66,22 +73,24 @@ class Mercure:
         topics = subscribed_topics(request)
         resume = resume_point(request)
         grants = self.api.access.subscriber(request)
+        announce = self.presence is not None and request.method == "GET"
         if inspect.isawaitable(grants) or resume is not None:
-            return self._subscribe_later(topics, resume, grants)
-        return self._stream(topics, None, grants, [])
+            return self._subscribe_later(topics, resume, grants, announce)
+        return self._stream(topics, None, grants, [], announce)
 
     async def _subscribe_later(
         self,
         topics: tuple[str, ...],
         resume: str | None,
         grants: Grants | Awaitable[Grants] | None,
+        announce: bool,
     ) -> Reply:
         if inspect.isawaitable(grants):
             grants = await grants
         headers = []
         if resume is not None:
             headers.append(("Last-Event-ID", await self._resumed_from(topics, resume)))
-        return self._stream(topics, resume, grants, headers)
+        return self._stream(topics, resume, grants, headers, announce)
 
     async def _resumed_from(self, topics: tuple[str, ...], resume: str) -> str:
         """The `Last-Event-ID` response header of a resume (draft-dunglas-mercure-07,
@@ -102,7 +111,9 @@ class Mercure:
         resume: str | None,
         grants: Grants | None,
         headers: list[tuple[str, str]],
+        announce: bool,
     ) -> StreamReply:
+        """The stream; `announce`d to the active subscriptions (never for HEAD: no stream)."""
         headers.append(self.link)
         return StreamReply(
             topics,
@@ -110,4 +121,7 @@ class Mercure:
             headers,
             audience=grants,
             expires=None if grants is None else grants.exp,
+            on_close=self.presence.connected(topics, grants)
+            if announce and self.presence is not None
+            else None,
         )

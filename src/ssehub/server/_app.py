@@ -52,7 +52,7 @@ class ServerState:
     def __post_init__(self) -> None:
         self.now = asyncio.get_running_loop().time
         self.api = Api(self.hub, self.config.api_config(), self.traffic)
-        mount_mercure(self.api)
+        mount_mercure(self.api, subscriptions=self.config.subscriptions)
         self.per_client_exempt = frozenset(self.config.trusted_proxies)
         self.publish_group = PublishGroup(self)
 

@@ -48,6 +48,9 @@ class ServerConfig:
     metrics_topics: int = 0  # per-topic history series for the N largest topics
     max_topics: int = 100_000  # topics with history, on every backend
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+    # Mercure's active subscriptions (ssehub.mercure): updates on connect and disconnect, and
+    # the subscriptions API.
+    subscriptions: bool = False
 
     def new_hub(self) -> Hub:
         """A hub with this configuration's backend, history and write interval."""
