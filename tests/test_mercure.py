@@ -15,6 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from support.hub_http import open_position, publish, stream
+from support.hub_process import HubProcess
 from support.mercure_http import HUB, mercure_publish, mercure_stream
 
 from ssehub.auth import mint_token
@@ -152,6 +153,13 @@ def test_an_update_matching_several_selectors_comes_once(hub_url: str) -> None:
         mercure_publish(hub_url, [("topic", BOOK), ("topic", "alt"), ("data", "once")])
         mercure_publish(hub_url, [("topic", "other"), ("data", "next")])
         assert [s.next().data, s.next().data] == ["once", "next"]
+
+
+def test_match_is_the_1_0_name_of_topic(hub_url: str) -> None:
+    with mercure_stream(hub_url, params=[("match", "https://example.com/books/{id}")]) as s:
+        open_position(s)
+        mercure_publish(hub_url, [("topic", BOOK), ("data", "matched")])
+        assert s.next().data == "matched"
 
 
 def test_a_subscription_needs_a_topic(hub_url: str) -> None:
@@ -304,6 +312,11 @@ def test_cors_preflight_and_discovery(secured: str) -> None:
     assert httpx.delete(f"{secured}{HUB}").status_code == 405
     head = httpx.head(f"{secured}{HUB}", params={"topic": BOOK})
     assert head.status_code == 200 and head.headers["content-type"].startswith("text/event")
+
+
+def test_the_hubs_own_pages_say_where_the_hub_is(start_hub: Callable[..., HubProcess]) -> None:
+    page = httpx.get(f"{start_hub().url}/")  # the console (ssehub serve's default)
+    assert page.status_code == 200 and page.headers["link"] == discovery_link()
 
 
 def test_discovery_link() -> None:

@@ -84,6 +84,8 @@ class Api:
         }
         # (method, prefix, handler): every path under `prefix/` (Mercure's subscriptions API).
         self.prefix_routes: list[tuple[str, str, Handler]] = []
+        # Sent with the console's pages (Mercure's discovery `Link`).
+        self.page_headers: list[tuple[str, str]] = []
         self._web = resources.files("ssehub") / "web"
 
     def handle(self, request: Request) -> Reply | Awaitable[Reply]:
@@ -211,7 +213,7 @@ class Api:
         content_type = mimetypes.guess_type(resource.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type.endswith("javascript"):
             content_type += "; charset=utf-8"
-        headers = [("Cache-Control", "no-cache")]
+        headers = [("Cache-Control", "no-cache"), *self.page_headers]
         return Response(200, resource.read_bytes(), content_type, headers)
 
 

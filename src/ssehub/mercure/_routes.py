@@ -29,6 +29,7 @@ def mount(api: Api, *, subscriptions: bool = False) -> Mercure:
     mercure = Mercure(api, presence)
     api.routes[("GET", HUB_PATH)] = mercure.subscribe
     api.routes[("POST", HUB_PATH)] = mercure.publish
+    api.page_headers.append(mercure.link)  # the hub's own pages say where the hub is
     if presence is not None:
         api.routes[("GET", SUBSCRIPTIONS_PATH)] = presence.answer
         api.prefix_routes.append(("GET", SUBSCRIPTIONS_PATH, presence.answer))

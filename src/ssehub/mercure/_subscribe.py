@@ -19,7 +19,8 @@ def subscribed_topics(request: Request) -> tuple[str, ...]:
     """The `topic` selectors: "The subscriber MUST send at least one topic selector". Each is
     "either an URI template [...] or a string"; `*` selects every topic. A URI template
     (`https://example.com/books/{id}`) and `*` become `TopicSelector`s, the rest plain names."""
-    selectors = request.query.get("topic", [])
+    # The 1.0 drafts call them `match`; 0.x has no such parameter, so both are read.
+    selectors = request.query.get("topic", []) + request.query.get("match", [])
     if not selectors:
         raise HTTPError(
             400,
