@@ -98,8 +98,8 @@ class MemoryStore(Store):
         if len(histories) + len(drafts) * MAX_TOPICS > self._max_topics:
             self._check_room(drafts)  # near the bound: count this batch's new topics
         aliases = self._aliases
-        if aliases or any(draft.alias is not None for draft in drafts):
-            self._check_aliases(drafts)
+        if any(draft.alias is not None for draft in drafts):
+            self._check_aliases(drafts)  # and forget the ids past the bound
         records = []
         for draft in drafts:
             self._seq = seq = self._seq + 1
