@@ -195,6 +195,7 @@ def test_resume_with_a_template_selector(hub_url: str) -> None:
     with mercure_stream(
         hub_url, "https://example.com/books/{id}", params=[("lastEventID", start)]
     ) as s:
+        assert s.response.headers["last-event-id"] == start
         assert s.next().data == "book"
 
 

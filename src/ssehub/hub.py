@@ -384,7 +384,7 @@ class Hub:
             if len(last_event_id) > MAX_EVENT_ID:  # no store issues such ids: spare it the work
                 replay = Replay(reset=f"an id of {len(last_event_id)} characters is no id")
             else:
-                replay = await self.store.replay(await self._stored_topics(topics), last_event_id)
+                replay = await self.replay(topics, last_event_id)
             if replay.reset is not None:
                 self.stats.resets += 1
                 missed = [reset_record(replay.reset, last_event_id, position)]
@@ -415,14 +415,16 @@ class Hub:
         if missed:
             send(missed)
 
-    async def _stored_topics(self, topics: Sequence[str]) -> Sequence[str]:
-        """The topics whose history a resume reads: `topics`, or with topic selectors among
-        them, every topic with history that they select (the store is asked which it holds)."""
+    async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
+        """What the store holds after `last_event_id` on `topics` (or why it cannot say); with
+        topic selectors among them, on every topic with history that they select (the store
+        is asked which it holds)."""
         selected = selection(topics)
-        if selected is None:
-            return topics
-        names = [topic for topic in topics if type(topic) is str]
-        return names + [name for name in await self.store.history_sizes() if selected((name,))]
+        if selected is not None:
+            names = [topic for topic in topics if type(topic) is str]
+            held = await self.store.history_sizes()
+            topics = names + [name for name in held if selected((name,))]
+        return await self.store.replay(topics, last_event_id)
 
     def open_stream(
         self,

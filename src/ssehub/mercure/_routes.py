@@ -95,15 +95,18 @@ class Mercure:
 
     async def _resumed_from(self, topics: tuple[str, ...], resume: str) -> str:
         """The `Last-Event-ID` response header of a resume (draft-dunglas-mercure-07,
-        "Reconnection, State Reconciliation and Event Sourcing"): "the hub MUST set a
-        Last-Event-ID header on the HTTP response [...] containing the ID of the event
-        preceding the first one sent", and when the requested id is unknown, the last event
-        the hub knows: the stream then goes on from there (after ssehub's `reset` event, which
-        `EventSource`'s `onmessage` never sees)."""
+        "Reconnection, State Reconciliation and Event Sourcing"): "When the request contains a
+        Last-Event-ID HTTP header or a lastEventID query parameter the hub MUST set a
+        Last-Event-ID header on the HTTP response. The value of the Last-Event-ID response
+        header MUST be the ID of the event preceding the first one sent to the subscriber".
+
+        For an id the hub does not know, the draft says `earliest`; the Mercure hub, and
+        ssehub, answer the last id the hub knows, which is where the stream goes on from
+        (after ssehub's `reset` event, which `EventSource`'s `onmessage` never sees)."""
         hub = self.api.hub
         if resume == EARLIEST:
             return EARLIEST
-        replay = await hub.store.replay(topics, resume)
+        replay = await hub.replay(topics, resume)
         return hub.latest if replay.reset is not None else resume
 
     def _stream(
