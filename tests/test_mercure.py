@@ -244,6 +244,8 @@ def test_private_updates_reach_only_subscribers_whose_claims_match(secured: str)
         assert replayed.next().data == "public"  # on replay too
     with mercure_stream(secured, topic, headers=reader, params=start_params) as replayed:
         assert [replayed.next().data, replayed.next().data] == ["secret", "public"]
+    with mercure_stream(secured, "*", headers=other, params=start_params) as everything:
+        assert everything.next().data == "public"  # a selector's replay filters alike
 
 
 def test_a_private_update_matching_the_query_but_not_the_claims(secured: str) -> None:

@@ -4,6 +4,7 @@ and `EARLIEST` for all retained history. Real stores: memory, a SQLite file, a R
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -97,6 +98,24 @@ async def test_an_unknown_id_is_a_reset(hub: Hub) -> None:
 async def _take(sub: AsyncIterator[object], count: int) -> AsyncIterator:  # type: ignore[type-arg]
     for _ in range(count):
         yield await sub.__anext__()
+
+
+async def test_a_sqlite_history_from_before_publisher_ids_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    async with Hub(f"sqlite:///{path}") as hub:
+        first = await hub.publish("t", "before")
+    with sqlite3.connect(path) as db:  # back to the version-1 schema
+        db.execute("DROP INDEX events_alias")
+        db.execute("ALTER TABLE events DROP COLUMN alias")
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    async with Hub(f"sqlite:///{path}") as hub:
+        assert await hub.publish_drafts([update("t", "after", "urn:after")]) == ["urn:after"]
+        async with hub.subscribe("t", last_event_id=EARLIEST) as sub:
+            assert [(e.id, e.data) async for e in _take(sub, 2)] == [
+                (first, "before"),
+                ("urn:after", "after"),
+            ]
 
 
 def test_every_store_takes_publisher_ids() -> None:
