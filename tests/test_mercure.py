@@ -268,6 +268,15 @@ def test_publishing_needs_a_token_granting_every_topic(secured: str) -> None:
     assert mercure_publish(secured, [("topic", BOOK)], narrow).status_code == 200
 
 
+def test_a_publish_by_cookie_needs_an_allowed_origin(secured: str) -> None:
+    cookie = {"Cookie": f"mercureAuthorization={token(publish=('*',))}"}
+    assert mercure_publish(secured, [("topic", BOOK)], cookie).status_code == 403
+    other = {**cookie, "Origin": "https://evil.example"}
+    assert mercure_publish(secured, [("topic", BOOK)], other).status_code == 403
+    allowed = mercure_publish(secured, [("topic", BOOK)], {**cookie, "Origin": ORIGIN})
+    assert allowed.status_code == 200
+
+
 def test_a_token_in_the_query_or_cookie_subscribes(secured: str) -> None:
     reader = token(subscribe=("*",))
     publisher = bearer(token(publish=("*",)))
