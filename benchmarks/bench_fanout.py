@@ -141,6 +141,7 @@ TARGETS = ("ssehub", "nchan", "sse-starlette")
 # Every target --only knows: the default ones and the backends' (off by default, they take time).
 ALL_TARGETS = (
     "ssehub",
+    "ssehub-mercure",
     "ssehub-sqlite",
     "ssehub-redis",
     "ssehub-auth",
@@ -771,6 +772,18 @@ def make_targets(
             TOPIC,
             start_ssehub,
             "ssehub serve --heartbeat 60 --history 10000 (1 process; backend: memory)",
+            ssehub_available,
+        ),
+        # The same hub spoken to as a Mercure hub: subscribe and publish on /.well-known/mercure
+        # (a form publish answered with the id as text/plain; never the C fast path).
+        "ssehub-mercure": Target(
+            "ssehub-mercure",
+            f"/.well-known/mercure?topic={TOPIC}",
+            "/.well-known/mercure",
+            TOPIC,
+            lambda port, pin: start_ssehub(port, pin, name="ssehub-mercure"),
+            "ssehub serve --heartbeat 60 --history 10000 (1 process; backend: memory), "
+            "through /.well-known/mercure",
             ssehub_available,
         ),
         "ssehub-sqlite": Target(

@@ -43,6 +43,7 @@ def roots(modules: set[str]) -> set[str]:
         ("ssehub.api", {"ssehub.asgi", "ssehub.wsgi", "ssehub.server", "starlette", "httptools"}),
         ("ssehub.model", {"ssehub.hub", "ssehub.backends", "ssehub.api", "httpx"}),
         ("ssehub.client", {"ssehub.hub", "ssehub.server", "ssehub.asgi", "ssehub.api"}),
+        ("ssehub.mercure", {"ssehub.asgi", "ssehub.wsgi", "ssehub.server", "starlette"}),
     ],
 )
 def test_imports_point_down(module: str, must_not_load: set[str]) -> None:
@@ -74,8 +75,20 @@ ALLOWED = {
     "auth": set(),
     "api": {"api", "auth", "hub", "model", "backends", "wire"},
     "_logging": set(),
-    "server": {"server", "_logging", "api", "auth", "hub", "model", "backends", "_fanout", "wire"},
-    "asgi": {"asgi", "api", "auth", "hub", "model", "_items", "wire"},
+    "mercure": {"mercure", "api", "auth", "hub", "model", "backends", "wire"},
+    "server": {
+        "server",
+        "_logging",
+        "api",
+        "auth",
+        "hub",
+        "model",
+        "backends",
+        "_fanout",
+        "mercure",
+        "wire",
+    },
+    "asgi": {"asgi", "api", "auth", "hub", "model", "_items", "mercure", "wire"},
     "wsgi": {"api", "hub", "model", "_items", "client", "wire"},
     "_items": {"wire"},
     "client": {"wire"},
@@ -159,6 +172,7 @@ def test_the_public_surface_is_pinned() -> None:
             ],
         ),
         ("ssehub.server", ["ServerConfig", "run", "serve"]),
+        ("ssehub.mercure", ["HUB_PATH", "Mercure", "discovery_link", "mount"]),
         (
             "ssehub.testing",
             ["EventStream", "assert_events", "decode", "read_events", "read_events_sync", "stream"],

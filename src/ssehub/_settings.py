@@ -175,6 +175,13 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "let listed origins send cookies (Access-Control-Allow-Credentials)",
     ),
     Option(
+        "subscriptions",
+        bool,
+        False,
+        "Mercure's active subscriptions: updates on connect and disconnect, and "
+        "GET /.well-known/mercure/subscriptions",
+    ),
+    Option(
         "allowed-host",
         str,
         (),

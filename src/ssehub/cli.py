@@ -54,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         retry=settings.retry,
         cors_origins=settings.cors_origin,
         cors_credentials=settings.cors_credentials,
+        subscriptions=settings.subscriptions,
         allowed_hosts=settings.allowed_host,
         trusted_proxies=settings.trusted_proxy,
         max_client_connections=settings.max_client_connections,

@@ -44,6 +44,7 @@ from ssehub.model import (
     Replay,
     draft_all,
     reset_record,
+    selection,
     topic_tuple,
     visible,
 )
@@ -57,6 +58,9 @@ __all__ = ["Hub", "HubStats", "SlowSubscriberError", "Subscription"]
 
 Reader = Callable[[Record], None]
 
+#: Where readers of a subscription with topic selectors (`model.TopicSelector`) are kept: no
+#: topic is named "", and every record is offered to them.
+_SELECTED = ""
 #: The longest Last-Event-ID handed to a store; a longer one gets a reset at once.
 MAX_EVENT_ID = 256
 #: Seconds between two background sweeps of expired history (`Store.sweep`).
@@ -282,6 +286,7 @@ class Hub:
         readers: dict[Hashable, tuple[Reader, Audience | None]] = {}
         for name in names:
             readers.update(self._readers.get(name, ()))
+        readers.update(self._readers.get(_SELECTED, ()))
         return tuple(readers.values())
 
     def flush(self) -> None:
@@ -310,8 +315,19 @@ class Hub:
         audience: Audience | None = None,
     ) -> None:
         """Send `key` every event on `topics` from now on that `audience` may see (public
-        events, and the private ones it may receive), as bytes, coalesced per sweep."""
-        self._fan_out.add(key, tuple(topics), write, audience)
+        events, and the private ones it may receive), as bytes, coalesced per sweep.
+
+        With topic selectors among `topics`, each matching record is written as it comes (a
+        reader): the fan-out joins streams by topic name, which a pattern has not.
+        """
+        if selection(topics) is None:
+            self._fan_out.add(key, tuple(topics), write, audience)
+        else:
+
+            def write_record(record: Record) -> None:
+                write(record.payload)
+
+            self.add_reader(key, topics, write_record, audience)
 
     def add_reader(
         self,
@@ -321,11 +337,22 @@ class Hub:
         audience: Audience | None = None,
     ) -> None:
         """Call `read` with every record on `topics` from now on that `audience` may see."""
+        selected = selection(topics)
+        if selected is not None:
+
+            def read_selected(record: Record) -> None:
+                if selected(record.topics):
+                    read(record)
+
+            self._readers.setdefault(_SELECTED, {})[key] = (read_selected, audience)
+            return
         for name in topics:
             self._readers.setdefault(name, {})[key] = (read, audience)
 
     def remove(self, key: Hashable, topics: Sequence[str]) -> None:
         """Unsubscribe `key` (writer or reader) from `topics`; unknown keys are ignored."""
+        if selection(topics) is not None:
+            topics = (_SELECTED,)
         self._fan_out.remove(key, topics)
         for name in topics:
             readers = self._readers.get(name)
@@ -363,7 +390,7 @@ class Hub:
             if len(last_event_id) > MAX_EVENT_ID:  # no store issues such ids: spare it the work
                 replay = Replay(reset=f"an id of {len(last_event_id)} characters is no id")
             else:
-                replay = await self.store.replay(topics, last_event_id)
+                replay = await self.replay(topics, last_event_id)
             if replay.reset is not None:
                 self.stats.resets += 1
                 missed = [reset_record(replay.reset, last_event_id, position)]
@@ -393,6 +420,17 @@ class Hub:
         missed += [record for record in pending if record.seq > covered]
         if missed:
             send(missed)
+
+    async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
+        """What the store holds after `last_event_id` on `topics` (or why it cannot say); with
+        topic selectors among them, on every topic with history that they select (the store
+        is asked which it holds)."""
+        selected = selection(topics)
+        if selected is not None:
+            names = [topic for topic in topics if type(topic) is str]
+            held = await self.store.history_sizes()
+            topics = names + [name for name in held if selected((name,))]
+        return await self.store.replay(topics, last_event_id)
 
     def open_stream(
         self,

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
 from ssehub.wire import Event, encode
 
 __all__ = [
+    "EARLIEST",
     "MAX_TOPICS",
     "Audience",
     "Draft",
@@ -31,9 +32,11 @@ __all__ = [
     "Publication",
     "Record",
     "Replay",
+    "TopicSelector",
     "check_topic",
     "draft_all",
     "reset_record",
+    "selection",
     "topic_tuple",
     "visible",
 ]
@@ -113,6 +116,39 @@ def topic_tuple(topics: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(check_topic(name) for name in names))
 
 
+class TopicSelector(str):
+    """A pattern among a subscription's topics (Mercure's `*`, a URI template): the stream
+    receives the events of every topic `matches` accepts. Only the layer that parsed the
+    pattern knows how to match it (`ssehub.auth.compile_selector`); the hub only calls it.
+
+    A subscription with a selector is served record by record (`Hub.add_writer`), and resumes
+    by asking the store for the history of every topic it has that matches.
+    """
+
+    matches: Callable[[str], bool]
+
+    def __new__(cls, text: str, matches: Callable[[str], bool]) -> TopicSelector:
+        selector = super().__new__(cls, text)
+        selector.matches = matches
+        return selector
+
+
+def selection(topics: Sequence[str]) -> Callable[[tuple[str, ...]], bool] | None:
+    """None when `topics` are all names; else whether a record's topics are selected."""
+    patterns = [topic for topic in topics if isinstance(topic, TopicSelector)]
+    if not patterns:
+        return None
+    names = frozenset(topic for topic in topics if not isinstance(topic, TopicSelector))
+
+    def selected(record_topics: tuple[str, ...]) -> bool:
+        return any(
+            topic in names or any(pattern.matches(topic) for pattern in patterns)
+            for topic in record_topics
+        )
+
+    return selected
+
+
 # -- publishing ---------------------------------------------------------------------------------
 
 # Draft, Record and Publication are built on every publish and never changed afterwards; they
@@ -124,6 +160,8 @@ class Draft:
     """A validated publication waiting for its id. `body` is the encoded event without `id:`.
 
     A `private` event reaches only subscribers whose audience may receive it (`Audience`).
+    `alias`: an id the publisher chose (Mercure's `id` field). It becomes the event's id on the
+    wire, and the store resolves it on a resume like an id it issued; `Record.seq` still orders.
     """
 
     topics: tuple[str, ...]
@@ -132,6 +170,7 @@ class Draft:
     retry: int | None
     body: bytes
     private: bool = False
+    alias: EventId | None = None
 
 
 class InvalidPublication(ValueError):
@@ -205,6 +244,9 @@ class Record:
 
     @classmethod
     def from_draft(cls, draft: Draft, event_id: EventId, seq: int, time: float) -> Record:
+        """The stored event of `draft`, under the id the store issued or the publisher's own."""
+        if draft.alias is not None:
+            event_id = draft.alias
         # The id line leads so the draft's encoded body is reused as is: encode once per event.
         payload = b"id: %s\n%s%s" % (event_id.encode(), _topic_lines(draft.topics), draft.body)
         return cls(
@@ -227,6 +269,11 @@ class Record:
 def _topic_lines(topics: tuple[str, ...]) -> bytes:
     """The `topic:` lines of a record; remembered, as a hub publishes to few distinct sets."""
     return b"".join(b"topic: %s\n" % topic.encode() for topic in topics)
+
+
+#: The resume point meaning "every event still retained" (Mercure's `earliest`). No store issues
+#: it as an id, and a publisher may not choose it.
+EARLIEST: EventId = "earliest"
 
 
 @dataclass(frozen=True, slots=True)

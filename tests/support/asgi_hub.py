@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--jwt-algorithm", default="HS256")
     parser.add_argument("--allow-anonymous", action="store_true")
     parser.add_argument("--metrics-token")
+    parser.add_argument("--subscriptions", action="store_true")
     args = parser.parse_args()
     hub = Hub(
         args.backend,
@@ -51,6 +52,7 @@ def main() -> None:
         allow_anonymous=args.allow_anonymous,
         metrics_token=args.metrics_token,
         metrics_topics=args.metrics_topics,
+        subscriptions=args.subscriptions,
     )
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -22,10 +22,12 @@ from ssehub.api._messages import (
 from ssehub.api._metrics import Traffic
 from ssehub.api._publish import (
     body_too_large,
+    form_fields,
     ids_body,
     ids_response,
     parse_drafts,
     parse_publications,
+    publication,
 )
 from ssehub.api._routes import Api, ApiConfig
 from ssehub.api._streams import HEARTBEAT, last_event_id, opening, stream_topics
@@ -50,6 +52,7 @@ __all__ = [
     "Traffic",
     "body_too_large",
     "error_response",
+    "form_fields",
     "ids_body",
     "ids_response",
     "is_loopback",
@@ -58,5 +61,6 @@ __all__ = [
     "opening",
     "parse_drafts",
     "parse_publications",
+    "publication",
     "stream_topics",
 ]

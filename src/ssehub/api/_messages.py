@@ -84,6 +84,7 @@ class StreamReply:
 
     `audience`: who the subscriber is as far as private events go (None: public events only).
     `expires`: when the stream must end (its token's expiry, seconds since the epoch), or None.
+    `on_close`: called once when the stream ends, however it ends (Mercure's presence).
     """
 
     topics: tuple[str, ...]
@@ -91,6 +92,7 @@ class StreamReply:
     headers: list[tuple[str, str]] = field(default_factory=list)
     audience: Audience | None = None
     expires: float | None = None
+    on_close: Callable[[], None] | None = None
 
 
 Reply = Response | StreamReply

@@ -10,7 +10,15 @@ from urllib.parse import unquote_plus
 from ssehub.api._messages import HTTPError, Request, Response
 from ssehub.model import Draft, EventId, InvalidPublication, Publication, draft_all
 
-__all__ = ["body_too_large", "ids_body", "ids_response", "parse_drafts", "parse_publications"]
+__all__ = [
+    "body_too_large",
+    "form_fields",
+    "ids_body",
+    "ids_response",
+    "parse_drafts",
+    "parse_publications",
+    "publication",
+]
 
 _PUBLISH_FIELDS = frozenset({"topic", "data", "event", "retry", "private"})
 MAX_RETRY = 2**31 - 1  # ms: what browsers keep in a 32-bit field (about 24 days)
@@ -24,7 +32,7 @@ def body_too_large(limit: int) -> HTTPError:
     return HTTPError(413, f"body is over the limit of {limit} bytes")
 
 
-def _publication(fields: dict[str, Any], where: str) -> Publication:
+def publication(fields: dict[str, Any], where: str) -> Publication:
     """Shape-check one publication's fields; the hub validates the values when it drafts it."""
     if not _PUBLISH_FIELDS.issuperset(fields):
         name = min(fields.keys() - _PUBLISH_FIELDS)
@@ -62,7 +70,8 @@ def _unquote(text: str) -> str:
         raise HTTPError(400, "malformed form body: percent-encoded bytes are not UTF-8") from None
 
 
-def _form_fields(body: str) -> dict[str, Any]:
+def form_fields(body: str) -> dict[str, Any]:
+    """A form body's fields: `topic` a list (repeatable), any other field given once."""
     fields: dict[str, Any] = {}
     escaped = "%" in body or "+" in body  # else no name or value needs unquoting
     for pair in body.split("&") if body else ():
@@ -92,7 +101,7 @@ def parse_publications(request: Request) -> list[Publication]:
         raise HTTPError(400, f"body is not valid UTF-8 (byte {error.start})") from None
     media_type = request.media_type
     if media_type in ("application/x-www-form-urlencoded", ""):
-        return [_publication(_form_fields(text), "")]
+        return [publication(form_fields(text), "")]
     if media_type == "application/json":
         try:
             payload = json.loads(text, parse_constant=_not_json)
@@ -101,11 +110,11 @@ def parse_publications(request: Request) -> list[Publication]:
         except ValueError as error:  # JSONDecodeError, NaN, a number of over 4300 digits
             raise HTTPError(400, f"malformed JSON: {str(error)[:200]}") from None
         if isinstance(payload, dict):
-            return [_publication(payload, "")]
+            return [publication(payload, "")]
         if isinstance(payload, list) and payload:
             if not all(isinstance(item, dict) for item in payload):
                 raise HTTPError(400, "a JSON batch must be an array of objects")
-            return [_publication(item, f"item {i}: ") for i, item in enumerate(payload)]
+            return [publication(item, f"item {i}: ") for i, item in enumerate(payload)]
         raise HTTPError(400, "JSON body must be an object or a non-empty array of objects")
     raise HTTPError(
         415,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import mimetypes
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import PurePosixPath
@@ -31,9 +31,9 @@ from ssehub.api._metrics import CONTENT_TYPE, Traffic, metrics_text
 from ssehub.api._publish import ids_response, parse_drafts
 from ssehub.api._streams import last_event_id, stream_topics
 from ssehub.auth import Grants, Policy
-from ssehub.backends.base import StoreUnavailable
+from ssehub.backends.base import DuplicateId, StoreUnavailable
 from ssehub.hub import Hub
-from ssehub.model import Draft
+from ssehub.model import Draft, EventId
 
 __all__ = ["Api", "ApiConfig"]
 
@@ -82,6 +82,10 @@ class Api:
             ("GET", "/metrics"): self.metrics,
             **config.extra_routes,
         }
+        # (method, prefix, handler): every path under `prefix/` (Mercure's subscriptions API).
+        self.prefix_routes: list[tuple[str, str, Handler]] = []
+        # Sent with the console's pages (Mercure's discovery `Link`).
+        self.page_headers: list[tuple[str, str]] = []
         self._web = resources.files("ssehub") / "web"
 
     def handle(self, request: Request) -> Reply | Awaitable[Reply]:
@@ -101,6 +105,8 @@ class Api:
                 415, f"Content-Encoding {encoding!r} is not supported: send the body unencoded"
             )
         handler = self.routes.get((request.method, request.path))
+        if handler is None:
+            handler = self._under_prefix(request)
         if handler is not None:
             return handler(request)
         if request.method == "HEAD" and ("GET", request.path) in self.routes:
@@ -119,6 +125,15 @@ class Api:
         if self.config.console and request.method in ("GET", "HEAD"):
             return self.static(request)
         raise HTTPError(404, f"no route for {request.method} {request.path}")
+
+    def _under_prefix(self, request: Request) -> Handler | None:
+        for method, prefix, handler in self.prefix_routes:
+            if request.path.startswith(prefix + "/"):
+                if request.method == method:
+                    return handler
+                if request.method == "HEAD" and method == "GET":
+                    return lambda request: _head(handler(request))
+        return None
 
     def events(self, request: Request) -> Reply | Awaitable[Reply]:
         topics = stream_topics(request)
@@ -147,21 +162,26 @@ class Api:
         reply = self.publish_drafts(drafts)
         return reply if isinstance(reply, Response | StreamReply) else await reply
 
-    def publish_drafts(self, drafts: list[Draft]) -> Reply | Awaitable[Reply]:
-        """Publish validated, encoded publications (`Publication.draft`); answer their ids."""
+    def publish_drafts(
+        self, drafts: list[Draft], answer: Callable[[list[EventId]], Response] = ids_response
+    ) -> Reply | Awaitable[Reply]:
+        """Publish validated, encoded publications (`Publication.draft`); `answer` their ids
+        (by default `{"ids": [...]}`)."""
         try:
             ids = self.hub.publish_drafts_now(drafts)
-        except StoreUnavailable as error:  # StoreFull: --max-topics
-            raise HTTPError(503, f"nothing was published: {error}") from None
+        except (StoreUnavailable, DuplicateId) as error:  # StoreFull: --max-topics
+            raise _refused(error) from None
         if ids is not None:
-            return ids_response(ids)
-        return self._publish_later(drafts)
+            return answer(ids)
+        return self._publish_later(drafts, answer)
 
-    async def _publish_later(self, drafts: list[Draft]) -> Reply:
+    async def _publish_later(
+        self, drafts: list[Draft], answer: Callable[[list[EventId]], Response]
+    ) -> Reply:
         try:
-            return ids_response(await self.hub.publish_drafts(drafts))
-        except StoreUnavailable as error:
-            raise HTTPError(503, f"nothing was published: {error}") from None
+            return answer(await self.hub.publish_drafts(drafts))
+        except (StoreUnavailable, DuplicateId) as error:
+            raise _refused(error) from None
 
     def healthz(self, request: Request) -> Response:
         problem = self.hub.problem()
@@ -193,8 +213,15 @@ class Api:
         content_type = mimetypes.guess_type(resource.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type.endswith("javascript"):
             content_type += "; charset=utf-8"
-        headers = [("Cache-Control", "no-cache")]
+        headers = [("Cache-Control", "no-cache"), *self.page_headers]
         return Response(200, resource.read_bytes(), content_type, headers)
+
+
+def _refused(error: StoreUnavailable | DuplicateId) -> HTTPError:
+    """Nothing was published: 409 for a publisher id in use, 503 when the store cannot store."""
+    if isinstance(error, DuplicateId):
+        return HTTPError(409, f"nothing was published: {error}", field="id")
+    return HTTPError(503, f"nothing was published: {error}")
 
 
 def _stream_reply(request: Request, topics: tuple[str, ...], grants: Grants | None) -> StreamReply:

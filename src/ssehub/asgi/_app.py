@@ -21,6 +21,7 @@ from ssehub.asgi._responses import HubStreamResponse
 from ssehub.asgi._scope import Receive, Scope, Send, request_of
 from ssehub.auth import DEFAULT_ALGORITHM, Policy
 from ssehub.hub import Hub
+from ssehub.mercure import mount as mount_mercure
 
 __all__ = ["HubApp", "hub_app"]
 
@@ -37,6 +38,9 @@ class HubApp:
     `allow_anonymous`) or a ready `policy` for Mercure-style JWTs; or `authorize(request)`,
     the app's own decision, returning `ssehub.auth.Grants` (or an awaitable of them); with
     none of these, publishing from loopback addresses only and public events for everyone.
+
+    Mercure's hub at `/.well-known/mercure` too (`ssehub.mercure`); `subscriptions=True` adds
+    its active subscriptions.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class HubApp:
         metrics_token: str | None = None,
         metrics_topics: int = 0,
         trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1"),
+        subscriptions: bool = False,
     ) -> None:
         self.hub = hub
         self._errors = ErrorLog(logging.getLogger("ssehub.asgi"))
@@ -86,6 +91,7 @@ class HubApp:
                 trusted_proxies=frozenset(trusted_proxies),
             ),
         )
+        mount_mercure(self.api, subscriptions=subscriptions)
 
     @property
     def traffic(self) -> Traffic:
@@ -157,6 +163,8 @@ class HubApp:
             await response(scope, receive, send)
         finally:
             traffic.open_streams -= 1
+            if reply.on_close is not None:
+                reply.on_close()
 
     async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
         limit = self.api.config.max_body_bytes

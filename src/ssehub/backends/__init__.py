@@ -5,6 +5,7 @@ from ssehub.backends._url import backend_from_url
 from ssehub.backends.base import (
     Backend,
     Broker,
+    DuplicateId,
     RecordsCallback,
     Store,
     StoreFull,
@@ -16,6 +17,7 @@ from ssehub.backends.memory import MemoryStore
 __all__ = [
     "Backend",
     "Broker",
+    "DuplicateId",
     "LocalBroker",
     "MemoryStore",
     "RecordsCallback",

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 
 from ssehub.model import Draft, EventId, Record, Replay
 
-__all__ = ["Backend", "Broker", "RecordsCallback", "Store", "StoreFull", "StoreUnavailable"]
+__all__ = [
+    "Backend",
+    "Broker",
+    "DuplicateId",
+    "RecordsCallback",
+    "Store",
+    "StoreFull",
+    "StoreUnavailable",
+]
 
 RecordsCallback = Callable[[Sequence[Record]], None]
 
@@ -30,6 +38,11 @@ class StoreUnavailable(Exception):
 class StoreFull(StoreUnavailable):
     """The store holds as many topics as it may (`--max-topics`): a publish that would add one
     is refused whole (503), until history expires or is dropped."""
+
+
+class DuplicateId(ValueError):
+    """A publisher-chosen id (`Draft.alias`) that names an event the store still retains, or
+    twice in one batch: the batch is refused whole (the API answers 409)."""
 
 
 class Store(ABC):

@@ -20,13 +20,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
-from ssehub.backends.base import Store, StoreFull
-from ssehub.model import MAX_TOPICS, Draft, EventId, Record, Replay
+from ssehub.backends.base import DuplicateId, Store, StoreFull
+from ssehub.model import EARLIEST, MAX_TOPICS, Draft, EventId, Record, Replay
 
 __all__ = ["MemoryStore"]
 
 #: Topics a sweep visits per call: the loop runs between calls, so a sweep never stalls it.
 SWEEP_SLICE = 5000
+#: Publisher-chosen ids remembered at least (more with a longer history): see `_aliases`.
+MIN_ALIASES = 10_000
 
 
 class _TopicHistory:
@@ -80,6 +82,10 @@ class MemoryStore(Store):
         self._retained = 0  # events held, counted once per topic that holds them
         self._forgotten_upto = 0  # highest seq dropped from a topic that was then forgotten
         self._sweep_from: Iterator[str] | None = None
+        # Publisher-chosen ids (Draft.alias) -> (seq, time), oldest first; bounded like the
+        # history: for history_ttl, at most max(history, MIN_ALIASES) of them. A forgotten id
+        # resumes with a reset, like any id whose history is gone.
+        self._aliases: dict[str, tuple[int, float]] = {}
 
     async def latest(self) -> EventId:
         return str(self._seq)
@@ -91,10 +97,15 @@ class MemoryStore(Store):
         histories = self._topics
         if len(histories) + len(drafts) * MAX_TOPICS > self._max_topics:
             self._check_room(drafts)  # near the bound: count this batch's new topics
+        aliases = self._aliases
+        if any(draft.alias is not None for draft in drafts):
+            self._check_aliases(drafts)  # and forget the ids past the bound
         records = []
         for draft in drafts:
             self._seq = seq = self._seq + 1
             record = Record.from_draft(draft, str(seq), seq, now)
+            if draft.alias is not None:
+                aliases[draft.alias] = (seq, now)
             records.append(record)
             for topic in draft.topics:
                 history = histories.get(topic)
@@ -123,13 +134,37 @@ class MemoryStore(Store):
                 f"(--max-topics {self._max_topics}); nothing was published"
             )
 
+    def _check_aliases(self, drafts: Sequence[Draft]) -> None:
+        """DuplicateId, before anything is stored, for a publisher id still known or given
+        twice in the batch; ids past the bound are forgotten first (oldest first)."""
+        aliases = self._aliases
+        oldest = self._oldest_kept(self._clock())
+        limit = max(self._max_count, MIN_ALIASES)
+        while aliases:
+            alias, (_, when) = next(iter(aliases.items()))
+            if when >= oldest and len(aliases) < limit:
+                break
+            del aliases[alias]
+        chosen = [draft.alias for draft in drafts if draft.alias is not None]
+        for alias in chosen:
+            if alias in aliases:
+                raise DuplicateId(f"id {alias!r} names an event the hub still retains")
+        if len(set(chosen)) < len(chosen):
+            raise DuplicateId("the same id is given to two events of one batch")
+
     async def append(self, drafts: Sequence[Draft]) -> list[Record]:
         return self.append_now(drafts)
 
     async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
-        if not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) < 20):
+        alias = self._aliases.get(last_event_id)
+        if alias is not None:
+            after = alias[0]
+        elif last_event_id == EARLIEST:
+            return self._everything(topics)
+        elif not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) < 20):
             return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
-        after = int(last_event_id)
+        else:
+            after = int(last_event_id)
         if after > self._seq:
             return Replay(reset=f"id {after} is newer than any event this hub has published")
         if after < self._origin:
@@ -151,12 +186,18 @@ class MemoryStore(Store):
                 return Replay(
                     reset=f"events after id {after} on topic {topic!r} are no longer retained"
                 )
-        records: list[Record] = []
-        for record in heapq.merge(*streams, key=lambda record: record.seq):
-            # An event published to several subscribed topics is in each history; send it once.
-            if not records or records[-1].seq != record.seq:
-                records.append(record)
-        return Replay(records=records, after=after)
+        return Replay(records=_merged(streams), after=after)
+
+    def _everything(self, topics: Sequence[str]) -> Replay:
+        """Every retained event of `topics` (a resume from EARLIEST): never a reset."""
+        oldest = self._oldest_kept(self._clock())
+        streams = []
+        for topic in dict.fromkeys(topics):
+            history = self._topics.get(topic)
+            if history is not None:
+                self._retained -= history.evict(self._max_count, oldest)
+                streams.append(iter(history.records))
+        return Replay(records=_merged(streams), after=self._origin)
 
     async def history_sizes(self) -> dict[str, int]:
         return {topic: len(history.records) for topic, history in self._topics.items()}
@@ -189,3 +230,13 @@ class MemoryStore(Store):
 
     def _oldest_kept(self, now: float) -> float:
         return now - self._ttl if self._ttl is not None else float("-inf")
+
+
+def _merged(streams: list[Iterator[Record]]) -> list[Record]:
+    """Topic histories merged in publish order; an event published to several of the topics
+    is in each history, and is sent once."""
+    records: list[Record] = []
+    for record in heapq.merge(*streams, key=lambda record: record.seq):
+        if not records or records[-1].seq != record.seq:
+            records.append(record)
+    return records

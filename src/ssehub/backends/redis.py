@@ -23,6 +23,11 @@ Keys (`prefix` is "ssehub" unless the URL says `?prefix=...`):
   Redis no longer knows, or knows again since (a reset for a resume from before it).
 - `<prefix>:lengths`: a hash, each topic stream's length after its last publish, so that
   forgetting a topic takes its entries off `retained`.
+- `<prefix>:aliases` (a hash: publisher-chosen id -> the event's `<epoch>-<n>`) and
+  `<prefix>:alias_times` (a sorted set of those ids by publish time, ms): Mercure's own ids
+  (`Draft.alias`). The publish script refuses a batch reusing one still held (`DuplicateId`),
+  and forgets those older than `history_ttl` or past `max(history, MIN_ALIASES)`, oldest first.
+  Entries of an event with such an id hold it (`a`), which becomes the event's wire id.
 
 An event id is `<epoch>-<n>`, which is also the event's entry id in every stream it is in. One Lua
 script per publish batch takes the numbers and appends to the log and to the topics' histories,
@@ -61,12 +66,13 @@ except ImportError as error:  # pragma: no cover - depends on the installation
 from ssehub.backends.base import (
     Backend,
     Broker,
+    DuplicateId,
     RecordsCallback,
     Store,
     StoreFull,
     StoreUnavailable,
 )
-from ssehub.model import Draft, EventId, Record, Replay
+from ssehub.model import EARLIEST, Draft, EventId, Record, Replay
 from ssehub.wire import Event, encode
 
 __all__ = ["RedisBroker", "RedisStore", "redis_backend"]
@@ -89,17 +95,21 @@ BLOCK = 1.0  # seconds an XREAD waits for new events; less than the socket timeo
 READ_COUNT = 1000  # events per XREAD at most, delivered as one batch
 BACKOFF = (0.05, 1.0)  # the broker's delay between attempts to reach Redis: first, longest
 CATCH_UP_TIMEOUT = 5.0  # how long a replay waits for this process to read up to the resume point
+MIN_ALIASES = 10_000  # publisher-chosen ids held at least (more with a longer history)
 
-# KEYS: state, the topics' last ids, log, the topics' expiry, the topic streams' lengths, then
-# the batch's topic streams.
+# KEYS: state, the topics' last ids, log, the topics' expiry, the topic streams' lengths, the
+# publisher ids and their times, then the batch's topic streams.
 # ARGV: topic stream MAXLEN, ttl (ms, 0: none), log MAXLEN, the smallest epoch a new state may
-# have (one more than the caller has seen), the most topics with history, the number of topic
-# streams and their topics, the number of events; then for each event: its number of topics,
-# their indexes in KEYS, its topics (space-separated), data, event, retry, private ("1" or "0").
+# have (one more than the caller has seen), the most topics with history, the most publisher ids
+# held, the number of topic streams and their topics, the number of events; then for each event:
+# its number of topics, their indexes in KEYS, its topics (space-separated), data, event, retry,
+# private ("1" or "0"), publisher id ("" for none).
 # Returns the epoch, the first event's n, and the time (ms) stored with the events; or "full"
-# and the number of topics held, having stored nothing, when the batch would pass the bound.
+# and the number of topics held, or "duplicate" and a publisher id held already, having stored
+# nothing, when the batch would pass the bound or reuses an id.
 _PUBLISH = r"""#!lua
 local state, lasts, log, expiry, lengths = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local aliases, alias_times = KEYS[6], KEYS[7]
 
 local function fmt(x) return string.format('%.0f', x) end
 local function parse(id)
@@ -148,14 +158,43 @@ if #due > 0 then
   if forgotten then redis.call('HSET', state, 'forgotten', forgotten) end
 end
 
-local at = 6
+local at = 7
 local names = {}
 local name_count = tonumber(ARGV[at])
-for i = 1, name_count do names[5 + i] = ARGV[at + i] end
+for i = 1, name_count do names[7 + i] = ARGV[at + i] end
 at = at + name_count + 1
 local count = tonumber(ARGV[at])
 at = at + 1
 if count == 0 then return {epoch_text, fmt(n), fmt(now)} end
+
+-- Publisher ids: forget the expired and those past the bound, then refuse one still held.
+local ttl_ms = tonumber(ARGV[2])
+local stale = {}
+if ttl_ms > 0 then stale = redis.call('ZRANGEBYSCORE', alias_times, '-inf', now - ttl_ms) end
+local excess = redis.call('ZCARD', alias_times) - #stale - tonumber(ARGV[6]) + count
+if excess > 0 then
+  for _, alias in ipairs(redis.call('ZRANGE', alias_times, #stale, #stale + excess - 1)) do
+    stale[#stale + 1] = alias
+  end
+end
+if #stale > 0 then
+  redis.call('ZREM', alias_times, unpack(stale))
+  redis.call('HDEL', aliases, unpack(stale))
+end
+do
+  local scan, seen = at, {}
+  for _ = 1, count do
+    scan = scan + tonumber(ARGV[scan]) + 1
+    local alias = ARGV[scan + 5]
+    if alias ~= '' then
+      if seen[alias] or redis.call('HEXISTS', aliases, alias) == 1 then
+        return {'duplicate', alias}
+      end
+      seen[alias] = true
+    end
+    scan = scan + 6
+  end
+end
 
 -- Near the bound, count the batch's new topics; past it, store nothing.
 local held = redis.call('ZCARD', expiry)
@@ -196,20 +235,25 @@ for _ = 1, count do
   for j = 1, key_count do keys[j] = tonumber(ARGV[at + j]) end
   at = at + key_count + 1
   local topics, data, event, retry = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  local private = ARGV[at + 4]
-  at = at + 5
+  local private, alias = ARGV[at + 4], ARGV[at + 5]
+  at = at + 6
   n = n + 1
   local id = epoch_text .. '-' .. fmt(n)
-  redis.call('XADD', log, 'MAXLEN', '~', ARGV[3], id,
-    'o', topics, 'd', data, 'e', event, 'r', retry, 'v', private, 't', now, 'p', last)
+  local entry = {'o', topics, 'd', data, 'e', event, 'r', retry, 'v', private, 't', now, 'p', last}
+  if alias ~= '' then
+    entry[15], entry[16] = 'a', alias
+    redis.call('HSET', aliases, alias, id)
+    redis.call('ZADD', alias_times, now, alias)
+  end
+  redis.call('XADD', log, 'MAXLEN', '~', ARGV[3], id, unpack(entry))
   for _, index in ipairs(keys) do
     local prev = previous[index]
     if prev == nil then
       prev = newest_on(index)
       length[index] = math.min(redis.call('XLEN', KEYS[index]), tonumber(ARGV[1]))
     end
-    redis.call('XADD', KEYS[index], 'MAXLEN', '~', ARGV[1], id,
-      'o', topics, 'd', data, 'e', event, 'r', retry, 'v', private, 't', now, 'p', prev)
+    entry[14] = prev
+    redis.call('XADD', KEYS[index], 'MAXLEN', '~', ARGV[1], id, unpack(entry))
     previous[index] = id
   end
   last = id
@@ -257,7 +301,16 @@ def _record(entry_id: bytes, fields: dict[bytes, bytes]) -> Record:
     retry = int(fields[b"r"]) if fields[b"r"] else None
     topics = tuple(fields[b"o"].decode().split(" "))
     private = fields.get(b"v") == b"1"
-    draft = Draft(topics, data, event, retry, encode(Event(data, event, None, retry)), private)
+    alias = fields.get(b"a")
+    draft = Draft(
+        topics,
+        data,
+        event,
+        retry,
+        encode(Event(data, event, None, retry)),
+        private,
+        None if alias is None else alias.decode(),
+    )
     return Record.from_draft(draft, entry_id.decode(), _seq(position), int(fields[b"t"]) / 1000)
 
 
@@ -305,6 +358,8 @@ class RedisConfig:
         self.log = f"{prefix}:log"
         self.expiry = f"{prefix}:expiry"
         self.lengths = f"{prefix}:lengths"
+        self.aliases = f"{prefix}:aliases"
+        self.alias_times = f"{prefix}:alias_times"
 
     def topic_key(self, topic: str) -> str:
         return f"{self.prefix}:topic:{topic}"
@@ -402,11 +457,14 @@ class RedisStore(Store):
         # What this process has not delivered yet is left out: it reaches the subscriber live
         # (catch_up buffers it meanwhile), and would arrive twice if replayed as well.
         cap = self._delivered
-        after = _parse(last_event_id)
+        config = self.config
+        if last_event_id == EARLIEST:
+            return await self._everything(list(dict.fromkeys(topics)), cap)
+        issued = await self._call(self._redis().hget(config.aliases, last_event_id))
+        after = _parse(issued if issued is not None else last_event_id)
         if after is None:
             return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
         topics = list(dict.fromkeys(topics))
-        config = self.config
         window = self._history
         bound = f"({after[0]}-{after[1]}"  # after it, exclusive
         pipe = self._redis().pipeline(transaction=True)
@@ -447,6 +505,26 @@ class RedisStore(Store):
             await self._wait_delivered(after)
         records = [_record(*found[position]) for position in sorted(found)]
         return Replay(records=records, after=_seq(after))
+
+    async def _everything(self, topics: list[str], cap: Position | None) -> Replay:
+        """Every retained event of `topics` (a resume from EARLIEST): never a reset."""
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.time()
+        for topic in topics:
+            pipe.xrevrange(self.config.topic_key(topic), "+", "-", count=self._history)
+        (seconds, micros), *per_topic = await self._call(pipe.execute())
+        oldest_kept = seconds * 1000 + micros // 1000 - self._ttl_ms if self._ttl_ms else 0
+        found: dict[Position, Entry] = {}
+        for entries in per_topic:
+            for entry_id, fields in entries:
+                position = _parse(entry_id)
+                if (
+                    position is not None
+                    and (cap is None or position <= cap)
+                    and int(fields[b"t"]) >= oldest_kept
+                ):
+                    found.setdefault(position, (entry_id, fields))
+        return Replay(records=[_record(*found[position]) for position in sorted(found)])
 
     def _lost(
         self, after: Position, newest: Position | None, entries: list[Entry], oldest_kept: int
@@ -504,7 +582,15 @@ class RedisStore(Store):
         """Run the publish script: the epoch, the first event's n (or the last n, for no
         drafts), and the time stored with the events (ms)."""
         config = self.config
-        keys = [config.state, config.lasts, config.log, config.expiry, config.lengths]
+        keys = [
+            config.state,
+            config.lasts,
+            config.log,
+            config.expiry,
+            config.lengths,
+            config.aliases,
+            config.alias_times,
+        ]
         names: list[str] = []
         indexes: dict[str, int] = {}
         events: list[str | int] = [len(drafts)]
@@ -519,16 +605,20 @@ class RedisStore(Store):
                 events.append(index)
             retry = "" if draft.retry is None else str(draft.retry)
             private = "1" if draft.private else "0"
-            events += (" ".join(draft.topics), draft.data, draft.event, retry, private)
+            alias = draft.alias or ""
+            events += (" ".join(draft.topics), draft.data, draft.event, retry, private, alias)
         head = [
             max(self._history, 1),
             self._ttl_ms,
             config.log_length,
             self._epoch + 1,
             self._max_topics,
+            max(self._history, MIN_ALIASES),
         ]
         args = [*head, len(names), *names, *events]
         reply = await self._call(self._script(keys=keys, args=args))
+        if reply[0] == b"duplicate":
+            raise DuplicateId(f"id {reply[1].decode()!r} names an event the hub still retains")
         if reply[0] == b"full":
             raise StoreFull(
                 f"the hub holds the history of {int(reply[1])} topics, its limit "

@@ -33,13 +33,15 @@ Schema::
 
     meta(name PRIMARY KEY, value)             -- 'origin', 'seq' (the last id), 'forgotten'
 
-    events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs, private)
+    events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs, private,
+           alias UNIQUE)                     -- alias: the publisher's own id, or NULL
     topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID
     topics(topic PRIMARY KEY, retained, evicted_upto) WITHOUT ROWID   -- retained > 0
 
 `events.topics` is the event's topics joined with newlines (a topic holds no whitespace),
 `events.retry` is text (a retry may be larger than SQLite's integers);
-`events.refs` counts the topics that still retain the event, which is deleted at zero. A replay
+`events.refs` counts the topics that still retain the event, which is deleted at zero (its
+publisher id with it: an id names one retained event; reusing it is `DuplicateId`). A replay
 walks `topic_events` by (topic, seq) for each subscribed topic and reads `events` by seq.
 
 One process only. The file is opened with `locking_mode=EXCLUSIVE`: the hub holds it locked
@@ -63,14 +65,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from ssehub.backends.base import Store, StoreFull, StoreUnavailable
-from ssehub.model import Draft, EventId, Record, Replay
+from ssehub.backends.base import DuplicateId, Store, StoreFull, StoreUnavailable
+from ssehub.model import EARLIEST, Draft, EventId, Record, Replay
 
 __all__ = ["SqliteStore"]
 
 _T = TypeVar("_T")
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+# Version 2 adds publisher-chosen ids (Draft.alias): one column and its index.
+_ALIASES = """
+ALTER TABLE events ADD COLUMN alias TEXT;
+CREATE UNIQUE INDEX events_alias ON events (alias) WHERE alias IS NOT NULL;
+"""
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE events (
@@ -99,7 +106,8 @@ CREATE TABLE topics (
 # Topics are passed to queries as one JSON array, whatever their number (no variable limit).
 _SUBSCRIBED = "SELECT value FROM json_each(?)"
 _REPLAY = (
-    "SELECT seq, time, topics, data, event, retry, body, private FROM events WHERE seq IN ("
+    "SELECT seq, time, topics, data, event, retry, body, private, alias FROM events "
+    "WHERE seq IN ("
     f"SELECT seq FROM topic_events WHERE topic IN ({_SUBSCRIBED}) AND seq > ? AND seq <= ?"
     ") ORDER BY seq"
 )
@@ -120,7 +128,7 @@ class _Append:
 class _Written:
     """What the worker did with one transaction's appends: records or the error, for each."""
 
-    outcomes: list[list[Record] | StoreUnavailable] = field(default_factory=list)
+    outcomes: list[list[Record] | StoreUnavailable | DuplicateId] = field(default_factory=list)
     last_seq: int = 0
     commits: int = 0
 
@@ -230,6 +238,8 @@ class SqliteStore(Store):
         self._commits += written.commits
         self._committed = max(self._committed, written.last_seq)
         [outcome] = written.outcomes
+        if isinstance(outcome, DuplicateId):
+            raise outcome
         if isinstance(outcome, StoreUnavailable):
             if not isinstance(outcome, StoreFull):  # the store itself works
                 self._problem = str(outcome)
@@ -265,22 +275,28 @@ class SqliteStore(Store):
 
     async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
         self._check_open()
-        if not (last_event_id.isascii() and last_event_id.isdigit()):
-            return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
-        after = int(last_event_id)
         # Replay no further than what is committed (the hub, for its part, replays nothing it
         # has not delivered yet: see Hub.catch_up).
         upto = self._committed
-        if after > upto:
-            return Replay(reset=f"id {after} is newer than any event this hub has published")
-        if after < self._origin:
-            return Replay(
-                reset=f"id {after} is from before this hub's history began; its history is gone"
-            )
         oldest = self._oldest_kept(self._clock())
         return await self._run(
-            partial(self._replay_sync, list(dict.fromkeys(topics)), after, upto, oldest)
+            partial(self._replay_sync, list(dict.fromkeys(topics)), last_event_id, upto, oldest)
         )
+
+    def _resume_point(self, db: sqlite3.Connection, last_event_id: str, upto: int) -> int | str:
+        """The seq after which `last_event_id` resumes (a publisher's id or one issued here),
+        or why it cannot."""
+        alias = db.execute("SELECT seq FROM events WHERE alias = ?", (last_event_id,)).fetchone()
+        if alias is not None:
+            return int(alias[0])
+        if not (last_event_id.isascii() and last_event_id.isdigit()):
+            return f"{last_event_id!r} is not an id this hub issued"
+        after = int(last_event_id)
+        if after > upto:
+            return f"id {after} is newer than any event this hub has published"
+        if after < self._origin:
+            return f"id {after} is from before this hub's history began; its history is gone"
+        return after
 
     async def history_sizes(self) -> dict[str, int]:
         self._check_open()
@@ -357,7 +373,10 @@ class SqliteStore(Store):
             # Before the futures resolve: a replay from now on covers these records.
             self._committed = max(self._committed, outcome.last_seq)
             for request, records in zip(requests, outcome.outcomes, strict=True):
-                if isinstance(records, StoreUnavailable):
+                if isinstance(records, DuplicateId):
+                    if not request.future.done():
+                        request.future.set_exception(records)
+                elif isinstance(records, StoreUnavailable):
                     if not isinstance(records, StoreFull):  # the store itself works
                         self._problem = str(records)
                     if not request.future.done():
@@ -434,7 +453,7 @@ class SqliteStore(Store):
             if tables:
                 raise sqlite3.DatabaseError("it is a SQLite file but not an ssehub history")
             origin = int(self._clock() * 1_000_000)
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + _ALIASES).split(";"):
                 if statement.strip():
                     connection.execute(statement)
             connection.executemany(
@@ -443,7 +462,12 @@ class SqliteStore(Store):
             )
             connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             return origin, origin
-        if version != _SCHEMA_VERSION:
+        if version == 1:  # a history from before publisher ids: add them
+            for statement in _ALIASES.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        elif version != _SCHEMA_VERSION:
             raise sqlite3.DatabaseError(
                 f"its history format is version {version}; this ssehub reads {_SCHEMA_VERSION}"
             )
@@ -460,7 +484,7 @@ class SqliteStore(Store):
         written = _Written()
         try:
             records = self._transaction(batches, now, oldest)
-        except StoreUnavailable as error:
+        except (StoreUnavailable, DuplicateId) as error:
             if len(batches) == 1:
                 written.outcomes.append(error)
                 return written
@@ -468,7 +492,7 @@ class SqliteStore(Store):
                 try:
                     written.outcomes.extend(self._transaction([batch], now, oldest))
                     written.commits += 1
-                except StoreUnavailable as alone:
+                except (StoreUnavailable, DuplicateId) as alone:
                     written.outcomes.append(alone)
         else:
             written.outcomes.extend(records)
@@ -502,6 +526,7 @@ class SqliteStore(Store):
                         draft.body,
                         len(unique),
                         draft.private,
+                        draft.alias,
                     )
                 )
                 for topic in unique:
@@ -513,7 +538,7 @@ class SqliteStore(Store):
             if self._topic_count + len(added) > self._max_topics:
                 self._check_room(db, added)  # near the bound: count this batch's new topics
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", topic_rows)
             self._evict_excess(db, added)
             if oldest is not None:
@@ -523,6 +548,10 @@ class SqliteStore(Store):
             db.execute("COMMIT")
         except (sqlite3.Error, OSError, ValueError) as error:
             self._rollback(db, committed)
+            if isinstance(error, sqlite3.IntegrityError) and "events.alias" in str(error):
+                raise DuplicateId(
+                    "an id given names an event the hub still retains (or two of the batch)"
+                ) from None
             raise StoreUnavailable(
                 f"cannot write to the history database {self.path}: {error}"
             ) from None
@@ -662,24 +691,23 @@ class SqliteStore(Store):
             raise
 
     def _replay_sync(
-        self, topics: list[str], after: int, upto: int, oldest: float | None
+        self, topics: list[str], last_event_id: str, upto: int, oldest: float | None
     ) -> Replay:
         db = self._db()
         subscribed = json.dumps(topics)
         try:
             if oldest is not None:
                 self._expire_now(db, oldest)
-            evicted = dict(
-                db.execute(
-                    f"SELECT topic, evicted_upto FROM topics WHERE topic IN ({_SUBSCRIBED})",
-                    (subscribed,),
-                ).fetchall()
-            )
-            for topic in topics:
-                if evicted.get(topic, self._forgotten) > after:
-                    return Replay(
-                        reset=f"events after id {after} on topic {topic!r} are no longer retained"
-                    )
+            if last_event_id == EARLIEST:  # every retained event: no gap to check
+                after = self._origin
+            else:
+                resumed = self._resume_point(db, last_event_id, upto)
+                if isinstance(resumed, str):
+                    return Replay(reset=resumed)
+                after = resumed
+                gap = self._gap(db, topics, subscribed, after)
+                if gap is not None:
+                    return Replay(reset=gap)
             rows = db.execute(_REPLAY, (subscribed, after, upto)).fetchall()
         except sqlite3.Error as error:
             raise StoreUnavailable(
@@ -688,15 +716,36 @@ class SqliteStore(Store):
         records = [
             Record.from_draft(
                 Draft(
-                    tuple(names.split("\n")), data, event, _int_or_none(retry), body, bool(private)
+                    tuple(names.split("\n")),
+                    data,
+                    event,
+                    _int_or_none(retry),
+                    body,
+                    bool(private),
+                    alias,
                 ),
                 str(seq),
                 seq,
                 at,
             )
-            for seq, at, names, data, event, retry, body, private in rows
+            for seq, at, names, data, event, retry, body, private, alias in rows
         ]
         return Replay(records=records, after=after)
+
+    def _gap(
+        self, db: sqlite3.Connection, topics: list[str], subscribed: str, after: int
+    ) -> str | None:
+        """Why a resume after `after` would miss events of `topics`, if it would."""
+        evicted = dict(
+            db.execute(
+                f"SELECT topic, evicted_upto FROM topics WHERE topic IN ({_SUBSCRIBED})",
+                (subscribed,),
+            ).fetchall()
+        )
+        for topic in topics:
+            if evicted.get(topic, self._forgotten) > after:
+                return f"events after id {after} on topic {topic!r} are no longer retained"
+        return None
 
     def _history_sizes_sync(self) -> dict[str, int]:
         try:

@@ -20,6 +20,7 @@ from ssehub.api import HEARTBEAT, Api, ErrorLog, Traffic, is_loopback
 from ssehub.api._hosts import host_allowed
 from ssehub.auth import AuthError, find_token
 from ssehub.hub import Hub
+from ssehub.mercure import mount as mount_mercure
 from ssehub.server._config import ServerConfig
 from ssehub.server._protocol import HttpProtocol, PublishGroup
 
@@ -74,6 +75,7 @@ class ServerState:
     def __post_init__(self) -> None:
         self.now = asyncio.get_running_loop().time
         self.api = Api(self.hub, self.config.api_config(), self.traffic)
+        mount_mercure(self.api, subscriptions=self.config.subscriptions)
         self.per_client_exempt = frozenset(self.config.trusted_proxies)
         self.publish_group = PublishGroup(self)
 

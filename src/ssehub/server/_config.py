@@ -52,6 +52,9 @@ class ServerConfig:
     log_level: str = "info"  # debug, info, warning, error
     log_format: str = "text"  # text, or json: one object per line (see ssehub._logging)
     extra_routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+    # Mercure's active subscriptions (ssehub.mercure): updates on connect and disconnect, and
+    # the subscriptions API.
+    subscriptions: bool = False
 
     def new_hub(self) -> Hub:
         """A hub with this configuration's backend, history and write interval."""

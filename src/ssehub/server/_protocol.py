@@ -74,6 +74,7 @@ class HttpProtocol(asyncio.Protocol):
         "_header_bytes",
         "_headers",
         "_keep_alive",
+        "_on_close",
         "_partial",
         "_peer_done",
         "_queue",
@@ -98,6 +99,7 @@ class HttpProtocol(asyncio.Protocol):
         # HTTP says; without this, llhttp would fail the whole batch, the request with close too.
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self.topics: tuple[str, ...] = ()
+        self._on_close: Callable[[], None] | None = None  # StreamReply.on_close
         self._url = b""
         self._headers: dict[str, str] = {}
         self._raw_headers: list[tuple[bytes, bytes]] = []
@@ -176,6 +178,8 @@ class HttpProtocol(asyncio.Protocol):
             if self._stream_request is not None:  # --access-log
                 method, path = self._stream_request
                 log_access(self._client, method, path, 200, self._sent, self._duration())
+            if self._on_close is not None:
+                self._on_close()
         if self._task is not None:
             self._task.cancel()
         self.parser = None
@@ -514,6 +518,7 @@ class HttpProtocol(asyncio.Protocol):
         assert transport is not None
         state = self.state
         self.topics = reply.topics
+        self._on_close = reply.on_close
         # An idle stream should cost as little as possible: drop everything the request needed.
         self.parser = None
         self._queue = _NOTHING_QUEUED
