@@ -417,6 +417,39 @@ def test_security_commands(tmp_path: Path) -> None:
             assert answer.status_code == status, answer.text
 
 
+@runs("Using ssehub as a Mercure hub #1")
+def test_symfony_settings_point_at_ssehub() -> None:
+    """The `.env` and the hub command of the sample, with Symfony's own publisher."""
+    from support.symfony import symfony_publish
+
+    from ssehub.auth import mint_token
+
+    code = block("Using ssehub as a Mercure hub #1").code
+    settings = {
+        name: value.strip('"') for name, value in re.findall(r"^(MERCURE_\w+)=(.*)$", code, re.M)
+    }
+    command = code[code.index("ssehub serve") :].replace("\\\n", " ")
+    with serving(command, **settings) as hub:
+        assert settings["MERCURE_URL"].startswith(README_HUB)
+        # What MercureBundle sends with MERCURE_JWT_SECRET: a token signed with it.
+        token = mint_token(settings["MERCURE_JWT_SECRET"], publish=["*"], ttl=None)
+        topic = "https://example.com/books/1"
+        with events(f"{hub.url}/.well-known/mercure?topic={topic}") as stream:
+            stream.until_position()  # --allow-anonymous: public updates need no token
+            [event_id] = symfony_publish(hub.url, token, [{"topics": [topic], "data": "new"}])
+            [event] = stream.take(1)
+        assert (event.id, event.data) == (event_id, "new")
+        preflight = http.options(
+            settings["MERCURE_URL"].replace(README_HUB, hub.url),
+            headers={
+                "Origin": "https://example.com",
+                "Access-Control-Request-Method": "GET",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://example.com"
+        assert preflight.headers["access-control-allow-credentials"] == "true"
+
+
 # -- From Python, the client, the shell ---------------------------------------------------------
 
 
