@@ -27,21 +27,13 @@ import time
 from pathlib import Path
 
 import httpx
+from _hub_process import free_port, start_serve
 
 from ssehub.wire import Decoder
 
-ROOT = Path(__file__).resolve().parent.parent
-SSEHUB = ROOT / ".venv" / "bin" / "ssehub"
 EVENT_BYTES = 5000
 RECEIVE_BUFFER = 64 * 1024
 INSIDE = "SSEHUB_BENCH_NETNS"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def rss_mib(pid: int) -> float:
@@ -52,18 +44,8 @@ def rss_mib(pid: int) -> float:
 
 
 def start_hub(port: int, events: int) -> subprocess.Popen[bytes]:
-    argv = [str(SSEHUB), "serve", "--port", str(port), "--history", str(events + 10)]
-    argv += ["--history-ttl", "3600", "--heartbeat", "60"]
-    process = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("ssehub serve did not start")
+    options = ["--history", str(events + 10), "--history-ttl", "3600", "--heartbeat", "60"]
+    return start_serve(port, options)
 
 
 def publish_backlog(url: str, events: int) -> str:

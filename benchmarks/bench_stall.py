@@ -16,42 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
-import socket
 import statistics
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
+from _hub_process import free_port, start_serve
 
 from ssehub.wire import Decoder
 
-ROOT = Path(__file__).resolve().parent.parent
-SSEHUB = ROOT / ".venv" / "bin" / "ssehub"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
 
 def start_hub(port: int, topics: int) -> subprocess.Popen[bytes]:
-    pin = ["taskset", "-c", "0"] if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else []
-    argv = [*pin, str(SSEHUB), "serve", "--port", str(port), "--max-topics", str(topics + 1000)]
-    argv += ["--history", "10", "--heartbeat", "60"]
-    process = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError("ssehub serve did not start")
+    options = ["--max-topics", str(topics + 1000), "--history", "10", "--heartbeat", "60"]
+    return start_serve(port, options, pin=True)
 
 
 async def fill(url: str, topics: int) -> None:
