@@ -175,7 +175,15 @@ def test_the_public_surface_is_pinned() -> None:
         ("ssehub.mercure", ["HUB_PATH", "Mercure", "discovery_link", "mount"]),
         (
             "ssehub.testing",
-            ["EventStream", "assert_events", "decode", "read_events", "read_events_sync", "stream"],
+            [
+                "EventStream",
+                "RequestOptions",
+                "assert_events",
+                "decode",
+                "read_events",
+                "read_events_sync",
+                "stream",
+            ],
         ),
     ],
 )

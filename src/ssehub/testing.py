@@ -33,12 +33,20 @@ import asyncio
 import difflib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from ssehub.wire import Decoder, Event
 
-__all__ = ["EventStream", "assert_events", "decode", "read_events", "read_events_sync", "stream"]
+__all__ = [
+    "EventStream",
+    "RequestOptions",
+    "assert_events",
+    "decode",
+    "read_events",
+    "read_events_sync",
+    "stream",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,6 +57,18 @@ ASGIApp = Callable[
 
 #: Seconds to wait for anything (the response's start, each event, the app's end) by default.
 DEFAULT_TIMEOUT = 5.0
+
+
+class RequestOptions(TypedDict, total=False):
+    """What `read_events` and `read_events_sync` pass on to `stream`, which gives the defaults:
+    `method` ("GET"), `headers` (a mapping or pairs), `body` (b""), `last_event_id` (sent as the
+    `Last-Event-ID` header), `timeout` (DEFAULT_TIMEOUT seconds)."""
+
+    method: str
+    headers: Mapping[str, str] | Iterable[tuple[str, str]]
+    body: bytes
+    last_event_id: str | None
+    timeout: float
 
 
 class EventStream:
@@ -227,57 +247,22 @@ async def stream(
 
 
 async def read_events(
-    app: ASGIApp,
-    target: str,
-    count: int,
-    *,
-    method: str = "GET",
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
-    body: bytes = b"",
-    last_event_id: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    app: ASGIApp, target: str, count: int, **options: Unpack[RequestOptions]
 ) -> list[Event]:
     """The first `count` events of `target` on `app`, then disconnect (see `stream`)."""
-    async with stream(
-        app,
-        target,
-        method=method,
-        headers=headers,
-        body=body,
-        last_event_id=last_event_id,
-        timeout=timeout,
-    ) as events:
+    async with stream(app, target, **options) as events:
         return await events.take(count)
 
 
 def read_events_sync(
-    app: ASGIApp,
-    target: str,
-    count: int,
-    *,
-    method: str = "GET",
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
-    body: bytes = b"",
-    last_event_id: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    app: ASGIApp, target: str, count: int, **options: Unpack[RequestOptions]
 ) -> list[Event]:
     """`read_events` from synchronous code, in an event loop of its own.
 
     For apps whose streams need nothing from another loop: a `Hub` belongs to the loop that
     started it, so test a hub's streams with `read_events` in the hub's loop instead.
     """
-    return asyncio.run(
-        read_events(
-            app,
-            target,
-            count,
-            method=method,
-            headers=headers,
-            body=body,
-            last_event_id=last_event_id,
-            timeout=timeout,
-        )
-    )
+    return asyncio.run(read_events(app, target, count, **options))
 
 
 # -- assertions -------------------------------------------------------------------------------

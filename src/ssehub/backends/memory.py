@@ -156,11 +156,13 @@ class MemoryStore(Store):
         return self.append_now(drafts)
 
     async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
+        # From EARLIEST, everything retained: a resume from before any event, never a reset.
         alias = self._aliases.get(last_event_id)
+        everything = last_event_id == EARLIEST and alias is None
         if alias is not None:
             after = alias[0]
-        elif last_event_id == EARLIEST:
-            return self._everything(topics)
+        elif everything:
+            after = self._origin
         elif not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) < 20):
             return Replay(reset=f"{last_event_id!r} is not an id this hub issued")
         else:
@@ -182,22 +184,11 @@ class MemoryStore(Store):
                     self._forget(topic, history)
             else:
                 evicted_upto = self._forgotten_upto
-            if evicted_upto > after:
+            if evicted_upto > after and not everything:
                 return Replay(
                     reset=f"events after id {after} on topic {topic!r} are no longer retained"
                 )
         return Replay(records=_merged(streams), after=after)
-
-    def _everything(self, topics: Sequence[str]) -> Replay:
-        """Every retained event of `topics` (a resume from EARLIEST): never a reset."""
-        oldest = self._oldest_kept(self._clock())
-        streams = []
-        for topic in dict.fromkeys(topics):
-            history = self._topics.get(topic)
-            if history is not None:
-                self._retained -= history.evict(self._max_count, oldest)
-                streams.append(iter(history.records))
-        return Replay(records=_merged(streams), after=self._origin)
 
     async def history_sizes(self) -> dict[str, int]:
         return {topic: len(history.records) for topic, history in self._topics.items()}
