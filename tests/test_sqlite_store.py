@@ -162,6 +162,64 @@ async def test_count_bound_evicts_oldest_per_topic(tmp_path: Path) -> None:
         await store.close()
 
 
+def rows_on_file(path: Path, topic: str) -> int:
+    """The events `topic` keeps on disk (the file must be closed)."""
+    with sqlite3.connect(path) as db:
+        (count,) = db.execute(
+            "SELECT count(*) FROM topic_events WHERE topic = ?", (topic,)
+        ).fetchone()
+    db.close()
+    return int(count)
+
+
+async def test_the_excess_is_dropped_a_chunk_at_a_time_and_never_answered(tmp_path: Path) -> None:
+    """history 16: a topic keeps up to 2 more events on disk, which no answer ever shows."""
+    path = tmp_path / "history.db"
+    store = SqliteStore(str(path), history=16)
+    await store.open()
+    records = [(await store.append([draft("t", f"t{i}")]))[0] for i in range(18)]
+    assert await store.history_sizes() == {"t": 16}
+    assert await store.history_totals() == (1, 16)
+    await store.close()
+    assert rows_on_file(path, "t") == 18  # nothing dropped yet: 2 past the bound
+
+    store = SqliteStore(str(path), history=16)
+    await store.open()
+    assert await store.history_totals() == (1, 16)
+    assert (await store.replay(["t"], records[0].id)).reset is not None
+    replayed = (await store.replay(["t"], records[1].id)).records
+    assert [r.data for r in replayed] == [f"t{i}" for i in range(2, 18)]
+    await store.close()
+    assert rows_on_file(path, "t") == 16  # the replay dropped the excess first
+
+    store = SqliteStore(str(path), history=16)
+    await store.open()
+    for i in range(18, 21):  # 19 on disk: still within the slack; one more passes it
+        await store.append([draft("t", f"t{i}")])
+    await store.close()
+    assert rows_on_file(path, "t") == 16
+
+
+async def test_ids_continue_after_restart_when_the_newest_events_are_gone(tmp_path: Path) -> None:
+    """The last id is kept in `meta` only when no event on file holds it: here every event has
+    expired, and a replay dropped them all."""
+    clock = Clock()
+    path = str(tmp_path / "history.db")
+    store = SqliteStore(path, history_ttl=10.0, clock=clock)
+    await store.open()
+    [*_, last] = await store.append([draft("t", "a"), draft("t", "b")])
+    clock.now += 11
+    assert (await store.replay(["t"], last.id)).records == []
+    assert await store.history_sizes() == {}
+    await store.close()
+    store = SqliteStore(path, history_ttl=10.0, clock=clock)
+    await store.open()
+    assert await store.latest() == last.id
+    [after] = await store.append([draft("t", "c")])
+    assert after.seq == last.seq + 1
+    await store.close()
+
+
 async def test_an_event_kept_by_another_topic_stays_until_both_drop_it(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "history.db"), history=2)
     await store.open()
@@ -202,12 +260,13 @@ async def test_expired_events_are_not_replayed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_same_answers_as_the_memory_store(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize("history", [3, 17])  # 17: topics may keep 2 more on disk
+async def test_same_answers_as_the_memory_store(tmp_path: Path, seed: int, history: int) -> None:
     """Random appends, clock steps and resumes: SQLite answers as MemoryStore does."""
     rng = random.Random(seed)
     clock = Clock()
-    memory = MemoryStore(history=3, history_ttl=10.0, clock=clock)
-    sqlite = SqliteStore(str(tmp_path / "history.db"), 3, 10.0, clock=clock)
+    memory = MemoryStore(history=history, history_ttl=10.0, clock=clock)
+    sqlite = SqliteStore(str(tmp_path / "history.db"), history, 10.0, clock=clock)
     stores: tuple[Store, Store] = (memory, sqlite)
     await sqlite.open()
     try:
@@ -223,7 +282,7 @@ async def test_same_answers_as_the_memory_store(tmp_path: Path, seed: int) -> No
                 for store, issued in zip(stores, ids, strict=True):
                     issued += [record.id for record in await store.append(batch)]
             elif action < 0.6:
-                clock.now += rng.choice([0.5, 1, 3, 7])
+                clock.now += rng.choice([0.5, 1, 3, 7]) * 3 / history
             else:
                 topics = rng.sample("abc", rng.randint(1, 3))
                 point = rng.randrange(len(ids[0]))

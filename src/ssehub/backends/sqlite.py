@@ -20,26 +20,34 @@ microseconds when the file is created, and is kept in the file. Ids therefore co
 every earlier id after a restart, and an id issued by an earlier, different file (deleted and
 created again) is below this file's origin and answered with a reset rather than mistaken.
 
-History is bounded on disk as in memory: at most `history` events per topic (a topic's oldest
-are dropped as new ones come) and none older than `history_ttl` seconds (dropped when events
-are appended or replayed), at most `max_topics` topics with history (a publish that would add one
-more is refused whole with `StoreFull`). For each topic the file keeps the newest id dropped from
-it, so a resume from before it is answered with a reset rather than with a gap. A topic whose
-history is empty is forgotten (its row deleted); the newest id dropped from any forgotten topic
-is kept (`meta.forgotten`) and stands for the dropped ids of every topic the file does not know,
-or knows again since. The process keeps no history in memory.
+History is bounded on disk as in memory: at most `history` events per topic and none older than
+`history_ttl` seconds (dropped when events are appended or replayed), at most `max_topics`
+topics with history (a publish that would add one more is refused whole with `StoreFull`). For
+each topic the file keeps the newest id dropped from it, so a resume from before it is answered
+with a reset rather than with a gap. A topic whose history is empty is forgotten (its row
+deleted); the newest id dropped from any forgotten topic is kept (`meta.forgotten`) and stands
+for the dropped ids of every topic the file does not know, or knows again since. The process
+keeps no history in memory.
+
+A topic's oldest events beyond `history` are dropped a chunk at a time: a topic may keep up to
+`history // 8` more on disk, and its excess is dropped when it passes that, or before a replay
+of it. What the store answers (replays, `history_sizes`, `history_totals`) is exactly the
+bound's. Dropping one event per publish would cost each publish's transaction five more
+statements and three more pages to write.
 
 Schema::
 
-    meta(name PRIMARY KEY, value)             -- 'origin', 'seq' (the last id), 'forgotten'
+    meta(name PRIMARY KEY, value)             -- 'origin', 'seq', 'forgotten'
 
     events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs, private,
            alias UNIQUE)                     -- alias: the publisher's own id, or NULL
     topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID
     topics(topic PRIMARY KEY, retained, evicted_upto) WITHOUT ROWID   -- retained > 0
 
-`events.topics` is the event's topics joined with newlines (a topic holds no whitespace),
-`events.retry` is text (a retry may be larger than SQLite's integers);
+The last id issued is the greater of `meta.seq` and the newest event's seq: a transaction
+writes `meta.seq` only when its newest event is not on file (dropped at once), which spares the
+usual publish a page. `events.topics` is the event's topics joined with newlines (a topic holds
+no whitespace), `events.retry` is text (a retry may be larger than SQLite's integers);
 `events.refs` counts the topics that still retain the event, which is deleted at zero (its
 publisher id with it: an id names one retained event; reusing it is `DuplicateId`). A replay
 walks `topic_events` by (topic, seq) for each subscribed topic and reads `events` by seq.
@@ -149,6 +157,7 @@ class SqliteStore(Store):
             raise ValueError("history must be >= 0 and max_topics >= 1")
         self.path = path
         self._max_count = history
+        self._slack = history // 8  # events a topic may keep past `history` (see the module)
         self._max_topics = max_topics
         self._ttl = history_ttl
         self._clock = clock
@@ -162,6 +171,7 @@ class SqliteStore(Store):
         # Kept beside the file, as committed (changed with the connection; see `_rollback`):
         self._topic_count = 0  # rows in `topics`
         self._retained = 0  # the sum of `topics.retained`, for metrics
+        self._surplus = 0  # of which past `history`, not yet dropped (see `_resized`)
         self._forgotten = 0  # `meta.forgotten`
         # Loop-thread state.
         self._origin = 0
@@ -204,6 +214,9 @@ class SqliteStore(Store):
             assert self._loop is not None
             self._idle = self._loop.create_future()
             await self._idle
+        import sys
+
+        print("COMMITS", self._commits, self._committed - self._origin, file=sys.stderr)
         await self._run(self._close_sync)
         executor.shutdown(wait=False)
         self._executor = None
@@ -306,7 +319,7 @@ class SqliteStore(Store):
         """The counts kept beside the file: no visit of every topic. (Read while a transaction
         is being written, they may include its changes a moment early.)"""
         self._check_open()
-        return self._topic_count, self._retained
+        return self._topic_count, self._retained - self._surplus
 
     # -- on the loop thread ---------------------------------------------------------------------
 
@@ -438,8 +451,10 @@ class SqliteStore(Store):
             raise StoreUnavailable(f"cannot open the history database {path}: {reason}") from None
         self._connection = connection
         self._worker_seq = seq
-        self._topic_count, self._retained = connection.execute(
-            "SELECT count(*), coalesce(sum(retained), 0) FROM topics"
+        self._topic_count, self._retained, self._surplus = connection.execute(
+            "SELECT count(*), coalesce(sum(retained), 0), "
+            "coalesce(sum(max(retained - ?, 0)), 0) FROM topics",
+            (self._max_count,),
         ).fetchone()
         forgotten = connection.execute("SELECT value FROM meta WHERE name = 'forgotten'")
         self._forgotten = next((int(value) for (value,) in forgotten), 0)
@@ -472,7 +487,8 @@ class SqliteStore(Store):
                 f"its history format is version {version}; this ssehub reads {_SCHEMA_VERSION}"
             )
         meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
-        return int(meta["origin"]), int(meta["seq"])
+        (newest,) = connection.execute("SELECT max(seq) FROM events").fetchone()
+        return int(meta["origin"]), max(int(meta["seq"]), newest or 0)  # see `_save_seq`
 
     def _close_sync(self) -> None:
         if self._connection is not None:
@@ -543,7 +559,7 @@ class SqliteStore(Store):
             self._evict_excess(db, added)
             if oldest is not None:
                 self._expire(db, oldest)
-            db.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (seq,))
+            self._save_seq(db, seq)
             self._save_forgotten(db, committed[2])
             db.execute("COMMIT")
         except (sqlite3.Error, OSError, ValueError) as error:
@@ -580,6 +596,13 @@ class SqliteStore(Store):
         self._topic_count -= 1
         self._forgotten = max(self._forgotten, evicted_upto)
 
+    @staticmethod
+    def _save_seq(db: sqlite3.Connection, seq: int) -> None:
+        """Keep `seq`, the last id issued, findable after a restart: the newest event on file
+        holds it, or else `meta.seq` (see the module)."""
+        if db.execute("SELECT 1 FROM events WHERE seq = ?", (seq,)).fetchone() is None:
+            db.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (seq,))
+
     def _save_forgotten(self, db: sqlite3.Connection, before: int) -> None:
         if self._forgotten != before:
             db.execute(
@@ -588,19 +611,25 @@ class SqliteStore(Store):
                 (self._forgotten,),
             )
 
-    def _counts(self) -> tuple[int, int, int]:
-        return self._topic_count, self._retained, self._forgotten
+    def _counts(self) -> tuple[int, int, int, int]:
+        return self._topic_count, self._retained, self._forgotten, self._surplus
 
-    def _rollback(self, db: sqlite3.Connection, committed: tuple[int, int, int]) -> None:
+    def _rollback(self, db: sqlite3.Connection, committed: tuple[int, int, int, int]) -> None:
         """Undo the transaction, and what it did to the counts kept beside the connection."""
-        self._topic_count, self._retained, self._forgotten = committed
+        self._topic_count, self._retained, self._forgotten, self._surplus = committed
         if db.in_transaction:
             # SQLite may have rolled back already, as it does after some errors.
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
 
+    def _resized(self, retained: int, now: int) -> None:
+        """Count a topic's history going from `retained` events to `now`."""
+        bound = self._max_count
+        self._retained += now - retained
+        self._surplus += max(now - bound, 0) - max(retained - bound, 0)
+
     def _evict_excess(self, db: sqlite3.Connection, added: dict[str, int]) -> None:
-        """Drop each topic's oldest events beyond `history`."""
+        """Count what `added` adds to each topic, and drop the excess of those past the slack."""
         released: list[tuple[int]] = []
         for topic, count in added.items():
             # A new row starts at the forgotten watermark: what a topic held before it was
@@ -611,28 +640,37 @@ class SqliteStore(Store):
                 "RETURNING retained",
                 (topic, count, self._forgotten),
             ).fetchall()
-            self._retained += count
+            self._resized(retained - count, retained)
             if retained == count:
                 self._topic_count += 1
-            excess = retained - self._max_count
-            if excess <= 0:
-                continue
-            dropped = db.execute(
-                "SELECT seq FROM topic_events WHERE topic = ? ORDER BY seq LIMIT ?",
-                (topic, excess),
-            ).fetchall()
-            upto = dropped[-1][0]
-            db.execute("DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto))
-            self._retained -= len(dropped)
-            if excess >= retained:  # history 0: the topic keeps nothing, and is not remembered
-                self._forget(db, topic, upto)
-            else:
-                db.execute(
-                    "UPDATE topics SET retained = retained - ?, "
-                    "evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
-                    (len(dropped), upto, topic),
-                )
-            released += dropped
+            if retained > self._max_count + self._slack:
+                released += self._trim(db, topic, retained)
+        self._release(db, released)
+
+    def _trim(self, db: sqlite3.Connection, topic: str, retained: int) -> list[tuple[int]]:
+        """Drop the oldest events of `topic`, which retains `retained`, beyond `history`;
+        returns their seqs, for `_release`."""
+        excess = retained - self._max_count
+        dropped: list[tuple[int]] = db.execute(
+            "SELECT seq FROM topic_events WHERE topic = ? ORDER BY seq LIMIT ?",
+            (topic, excess),
+        ).fetchall()
+        upto = dropped[-1][0]
+        db.execute("DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto))
+        self._resized(retained, retained - len(dropped))
+        if excess >= retained:  # history 0: the topic keeps nothing, and is not remembered
+            self._forget(db, topic, upto)
+        else:
+            db.execute(
+                "UPDATE topics SET retained = retained - ?, "
+                "evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
+                (len(dropped), upto, topic),
+            )
+        return dropped
+
+    @staticmethod
+    def _release(db: sqlite3.Connection, released: list[tuple[int]]) -> None:
+        """Events no longer retained by one more topic each: delete those no topic retains."""
         if released:
             db.executemany("UPDATE events SET refs = refs - 1 WHERE seq = ?", released)
             db.executemany("DELETE FROM events WHERE seq = ? AND refs <= 0", released)
@@ -667,23 +705,36 @@ class SqliteStore(Store):
             ).rowcount
             if not dropped:  # the topic's count bound had dropped them already
                 continue
-            self._retained -= dropped
             [(retained,)] = db.execute(
                 "UPDATE topics SET retained = retained - ?, "
                 "evicted_upto = max(evicted_upto, ?) WHERE topic = ? RETURNING retained",
                 (dropped, seq, topic),
             ).fetchall()
+            self._resized(retained + dropped, retained)
             if retained <= 0:
                 self._forget(db, topic, seq)
 
-    def _expire_now(self, db: sqlite3.Connection, oldest: float) -> None:
-        """`_expire` in a transaction of its own, if any event is due."""
-        if not _expiry_due(db, oldest):
+    def _tidy_now(self, db: sqlite3.Connection, oldest: float | None, subscribed: str) -> None:
+        """Before a replay of the topics `subscribed` (a JSON list), in a transaction of its
+        own: drop the expired events, and those topics' events past `history`, if any."""
+        expiry = oldest is not None and _expiry_due(db, oldest)
+        if not (expiry or self._surplus):
             return
         committed = self._counts()
         try:
             db.execute("BEGIN IMMEDIATE")
-            self._expire(db, oldest)
+            if oldest is not None and expiry:
+                self._expire(db, oldest)
+            over = db.execute(
+                f"SELECT topic, retained FROM topics WHERE topic IN ({_SUBSCRIBED}) "
+                "AND retained > ?",
+                (subscribed, self._max_count),
+            ).fetchall()
+            released: list[tuple[int]] = []
+            for topic, retained in over:
+                released += self._trim(db, topic, retained)
+            self._release(db, released)
+            self._save_seq(db, self._worker_seq)
             self._save_forgotten(db, committed[2])
             db.execute("COMMIT")
         except BaseException:
@@ -696,8 +747,7 @@ class SqliteStore(Store):
         db = self._db()
         subscribed = json.dumps(topics)
         try:
-            if oldest is not None:
-                self._expire_now(db, oldest)
+            self._tidy_now(db, oldest, subscribed)
             if last_event_id == EARLIEST:  # every retained event: no gap to check
                 after = self._origin
             else:
@@ -749,7 +799,11 @@ class SqliteStore(Store):
 
     def _history_sizes_sync(self) -> dict[str, int]:
         try:
-            rows = self._db().execute("SELECT topic, retained FROM topics").fetchall()
+            rows = (
+                self._db()
+                .execute("SELECT topic, min(retained, ?) FROM topics", (self._max_count,))
+                .fetchall()
+            )
         except sqlite3.Error as error:
             raise StoreUnavailable(
                 f"cannot read the history database {self.path}: {error}"
