@@ -4,12 +4,12 @@ and `EARLIEST` for all retained history. Real stores: memory, a SQLite file, a R
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from support.history_files import downgrade
 from support.redis_server import RedisServer
 
 from ssehub.backends import DuplicateId, Store
@@ -104,11 +104,7 @@ async def test_a_sqlite_history_from_before_publisher_ids_is_upgraded(tmp_path: 
     path = tmp_path / "v1.db"
     async with Hub(f"sqlite:///{path}") as hub:
         first = await hub.publish("t", "before")
-    with sqlite3.connect(path) as db:  # back to the version-1 schema
-        db.execute("DROP INDEX events_alias")
-        db.execute("ALTER TABLE events DROP COLUMN alias")
-        db.execute("PRAGMA user_version = 1")
-    db.close()
+    downgrade(path, 1)
     async with Hub(f"sqlite:///{path}") as hub:
         assert await hub.publish_drafts([update("t", "after", "urn:after")]) == ["urn:after"]
         async with hub.subscribe("t", last_event_id=EARLIEST) as sub:

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support.clock import Clock
+from support.history_files import downgrade
 from support.hub_http import open_position, publish, stream
 from support.hub_process import HubProcess
 
@@ -218,6 +219,35 @@ async def test_ids_continue_after_restart_when_the_newest_events_are_gone(tmp_pa
     [after] = await store.append([draft("t", "c")])
     assert after.seq == last.seq + 1
     await store.close()
+
+
+async def test_a_history_that_counted_in_its_rows_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    store = SqliteStore(str(path), history=2)
+    await store.open()
+    [first, *_] = await store.append([draft("a", "a0"), draft(("a", "b"), "ab"), draft("b", "b0")])
+    await store.close()
+    downgrade(path, 2)
+    store = SqliteStore(str(path), history=2)
+    await store.open()
+    try:
+        assert await store.history_totals() == (2, 4)
+        [a1] = await store.append([draft("a", "a1")])
+        assert [r.data for r in (await store.replay(["a", "b"], first.id)).records] == [
+            "ab",
+            "b0",
+            "a1",
+        ]
+        assert (await store.replay(["a"], str(first.seq - 1))).reset is not None
+        assert await store.history_sizes() == {"a": 2, "b": 2}
+        assert a1.seq > first.seq + 2
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        columns = [row[1] for row in db.execute("PRAGMA table_info(topics)")]
+        assert columns == ["topic", "evicted_upto"]
+    db.close()
 
 
 async def test_an_event_kept_by_another_topic_stays_until_both_drop_it(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ each topic the file keeps the newest id dropped from it, so a resume from before
 with a reset rather than with a gap. A topic whose history is empty is forgotten (its row
 deleted); the newest id dropped from any forgotten topic is kept (`meta.forgotten`) and stands
 for the dropped ids of every topic the file does not know, or knows again since. The process
-keeps no history in memory.
+keeps no history in memory, only how many events each topic keeps (counted when the file is
+opened), which spares each publish's transaction an update of its topic's row.
 
 A topic's oldest events beyond `history` are dropped a chunk at a time: a topic may keep up to
 `history // 8` more on disk, and its excess is dropped when it passes that, or before a replay
@@ -42,7 +43,7 @@ Schema::
     events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs, private,
            alias UNIQUE)                     -- alias: the publisher's own id, or NULL
     topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID
-    topics(topic PRIMARY KEY, retained, evicted_upto) WITHOUT ROWID   -- retained > 0
+    topics(topic PRIMARY KEY, evicted_upto) WITHOUT ROWID   -- the topics with history
 
 The last id issued is the greater of `meta.seq` and the newest event's seq: a transaction
 writes `meta.seq` only when its newest event is not on file (dropped at once), which spares the
@@ -71,7 +72,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ssehub.backends.base import DuplicateId, Store, StoreFull, StoreUnavailable
 from ssehub.model import EARLIEST, Draft, EventId, Record, Replay
@@ -80,12 +81,14 @@ __all__ = ["SqliteStore"]
 
 _T = TypeVar("_T")
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 # Version 2 adds publisher-chosen ids (Draft.alias): one column and its index.
 _ALIASES = """
 ALTER TABLE events ADD COLUMN alias TEXT;
 CREATE UNIQUE INDEX events_alias ON events (alias) WHERE alias IS NOT NULL;
 """
+# Version 3 counts each topic's events in memory instead of in its row.
+_UNCOUNTED = "ALTER TABLE topics DROP COLUMN retained"
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE events (
@@ -106,7 +109,6 @@ CREATE TABLE topic_events (
 ) WITHOUT ROWID;
 CREATE TABLE topics (
     topic TEXT PRIMARY KEY,
-    retained INTEGER NOT NULL,
     evicted_upto INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
@@ -130,6 +132,14 @@ class _Append:
     drafts: list[Draft]
     future: asyncio.Future[list[Record]]
     sent: bool = False  # handed to the worker: its transaction may commit whatever happens now
+
+
+class _Counts(NamedTuple):
+    """The totals kept beside the file (see `SqliteStore._rollback`)."""
+
+    retained: int
+    forgotten: int
+    surplus: int
 
 
 @dataclass(slots=True)
@@ -169,9 +179,10 @@ class SqliteStore(Store):
         self._connection: sqlite3.Connection | None = None  # by one thread at a time (_lock)
         self._worker_seq = 0  # the last id committed, as the worker sees it
         # Kept beside the file, as committed (changed with the connection; see `_rollback`):
-        self._topic_count = 0  # rows in `topics`
-        self._retained = 0  # the sum of `topics.retained`, for metrics
-        self._surplus = 0  # of which past `history`, not yet dropped (see `_resized`)
+        self._sizes: dict[str, int] = {}  # the events each topic in `topics` keeps on disk
+        self._resized_from: dict[str, int] = {}  # sizes before this transaction changed them
+        self._retained = 0  # the sum of the sizes, for metrics
+        self._surplus = 0  # of which past `history`, not yet dropped (see `_resize`)
         self._forgotten = 0  # `meta.forgotten`
         # Loop-thread state.
         self._origin = 0
@@ -319,7 +330,7 @@ class SqliteStore(Store):
         """The counts kept beside the file: no visit of every topic. (Read while a transaction
         is being written, they may include its changes a moment early.)"""
         self._check_open()
-        return self._topic_count, self._retained - self._surplus
+        return len(self._sizes), self._retained - self._surplus
 
     # -- on the loop thread ---------------------------------------------------------------------
 
@@ -451,11 +462,12 @@ class SqliteStore(Store):
             raise StoreUnavailable(f"cannot open the history database {path}: {reason}") from None
         self._connection = connection
         self._worker_seq = seq
-        self._topic_count, self._retained, self._surplus = connection.execute(
-            "SELECT count(*), coalesce(sum(retained), 0), "
-            "coalesce(sum(max(retained - ?, 0)), 0) FROM topics",
-            (self._max_count,),
-        ).fetchone()
+        self._sizes = {}
+        self._retained = self._surplus = 0
+        counted = connection.execute("SELECT topic, count(*) FROM topic_events GROUP BY topic")
+        for topic, size in counted:
+            self._resize(topic, size)
+        self._resized_from.clear()
         forgotten = connection.execute("SELECT value FROM meta WHERE name = 'forgotten'")
         self._forgotten = next((int(value) for (value,) in forgotten), 0)
         return origin, seq
@@ -477,8 +489,9 @@ class SqliteStore(Store):
             )
             connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             return origin, origin
-        if version == 1:  # a history from before publisher ids: add them
-            for statement in _ALIASES.split(";"):
+        if version in (1, 2):  # an older history: upgrade it
+            upgrades = (_ALIASES if version == 1 else "") + _UNCOUNTED
+            for statement in upgrades.split(";"):
                 if statement.strip():
                     connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
@@ -549,10 +562,9 @@ class SqliteStore(Store):
                     topic_rows.append((topic, seq))
                     added[topic] = added.get(topic, 0) + 1
             results.append(records)
-        committed = self._counts()
+        committed = self._begin()
         try:
-            if self._topic_count + len(added) > self._max_topics:
-                self._check_room(db, added)  # near the bound: count this batch's new topics
+            self._check_room(added)
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", topic_rows)
@@ -560,7 +572,7 @@ class SqliteStore(Store):
             if oldest is not None:
                 self._expire(db, oldest)
             self._save_seq(db, seq)
-            self._save_forgotten(db, committed[2])
+            self._save_forgotten(db, committed.forgotten)
             db.execute("COMMIT")
         except (sqlite3.Error, OSError, ValueError) as error:
             self._rollback(db, committed)
@@ -577,23 +589,21 @@ class SqliteStore(Store):
         self._worker_seq = seq
         return results
 
-    def _check_room(self, db: sqlite3.Connection, added: dict[str, int]) -> None:
+    def _check_room(self, added: dict[str, int]) -> None:
         """StoreFull, before anything is written, when the batch would pass `max_topics`."""
-        (known,) = db.execute(
-            f"SELECT count(*) FROM topics WHERE topic IN ({_SUBSCRIBED})",
-            (json.dumps(list(added)),),
-        ).fetchone()
-        new = len(added) - known
-        if new and self._topic_count + new > self._max_topics:
+        known = len(self._sizes)
+        if known + len(added) <= self._max_topics:
+            return
+        new = sum(topic not in self._sizes for topic in added)
+        if new and known + new > self._max_topics:
             raise StoreFull(
-                f"the hub holds the history of {self._topic_count} topics, its limit "
+                f"the hub holds the history of {known} topics, its limit "
                 f"(--max-topics {self._max_topics}); nothing was published"
             )
 
     def _forget(self, db: sqlite3.Connection, topic: str, evicted_upto: int) -> None:
         """Delete the row of a topic whose history is now empty (see the module)."""
         db.execute("DELETE FROM topics WHERE topic = ?", (topic,))
-        self._topic_count -= 1
         self._forgotten = max(self._forgotten, evicted_upto)
 
     @staticmethod
@@ -611,38 +621,50 @@ class SqliteStore(Store):
                 (self._forgotten,),
             )
 
-    def _counts(self) -> tuple[int, int, int, int]:
-        return self._topic_count, self._retained, self._forgotten, self._surplus
+    def _begin(self) -> _Counts:
+        """The counts kept beside the file as committed, before a transaction changes them."""
+        self._resized_from.clear()
+        return _Counts(self._retained, self._forgotten, self._surplus)
 
-    def _rollback(self, db: sqlite3.Connection, committed: tuple[int, int, int, int]) -> None:
+    def _rollback(self, db: sqlite3.Connection, committed: _Counts) -> None:
         """Undo the transaction, and what it did to the counts kept beside the connection."""
-        self._topic_count, self._retained, self._forgotten, self._surplus = committed
+        self._retained, self._forgotten, self._surplus = committed
+        for topic, size in self._resized_from.items():
+            if size:
+                self._sizes[topic] = size
+            else:
+                self._sizes.pop(topic, None)
+        self._resized_from.clear()
         if db.in_transaction:
             # SQLite may have rolled back already, as it does after some errors.
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
 
-    def _resized(self, retained: int, now: int) -> None:
-        """Count a topic's history going from `retained` events to `now`."""
+    def _resize(self, topic: str, size: int) -> None:
+        """Count `topic`'s history as `size` events (0: forgotten)."""
+        before = self._sizes.get(topic, 0)
+        self._resized_from.setdefault(topic, before)
+        if size:
+            self._sizes[topic] = size
+        else:
+            self._sizes.pop(topic, None)
         bound = self._max_count
-        self._retained += now - retained
-        self._surplus += max(now - bound, 0) - max(retained - bound, 0)
+        self._retained += size - before
+        self._surplus += max(size - bound, 0) - max(before - bound, 0)
 
     def _evict_excess(self, db: sqlite3.Connection, added: dict[str, int]) -> None:
         """Count what `added` adds to each topic, and drop the excess of those past the slack."""
         released: list[tuple[int]] = []
         for topic, count in added.items():
-            # A new row starts at the forgotten watermark: what a topic held before it was
-            # forgotten is gone too. (Every row holds history, so a new one returns `count`.)
-            [(retained,)] = db.execute(
-                "INSERT INTO topics (topic, retained, evicted_upto) VALUES (?, ?, ?) "
-                "ON CONFLICT (topic) DO UPDATE SET retained = retained + excluded.retained "
-                "RETURNING retained",
-                (topic, count, self._forgotten),
-            ).fetchall()
-            self._resized(retained - count, retained)
+            retained = self._sizes.get(topic, 0) + count
             if retained == count:
-                self._topic_count += 1
+                # A new row starts at the forgotten watermark: what a topic held before it was
+                # forgotten is gone too.
+                db.execute(
+                    "INSERT INTO topics (topic, evicted_upto) VALUES (?, ?)",
+                    (topic, self._forgotten),
+                )
+            self._resize(topic, retained)
             if retained > self._max_count + self._slack:
                 released += self._trim(db, topic, retained)
         self._release(db, released)
@@ -657,14 +679,13 @@ class SqliteStore(Store):
         ).fetchall()
         upto = dropped[-1][0]
         db.execute("DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto))
-        self._resized(retained, retained - len(dropped))
+        self._resize(topic, retained - len(dropped))
         if excess >= retained:  # history 0: the topic keeps nothing, and is not remembered
             self._forget(db, topic, upto)
         else:
             db.execute(
-                "UPDATE topics SET retained = retained - ?, "
-                "evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
-                (len(dropped), upto, topic),
+                "UPDATE topics SET evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
+                (upto, topic),
             )
         return dropped
 
@@ -705,37 +726,35 @@ class SqliteStore(Store):
             ).rowcount
             if not dropped:  # the topic's count bound had dropped them already
                 continue
-            [(retained,)] = db.execute(
-                "UPDATE topics SET retained = retained - ?, "
-                "evicted_upto = max(evicted_upto, ?) WHERE topic = ? RETURNING retained",
-                (dropped, seq, topic),
-            ).fetchall()
-            self._resized(retained + dropped, retained)
+            db.execute(
+                "UPDATE topics SET evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
+                (seq, topic),
+            )
+            retained = self._sizes[topic] - dropped
+            self._resize(topic, retained)
             if retained <= 0:
                 self._forget(db, topic, seq)
 
-    def _tidy_now(self, db: sqlite3.Connection, oldest: float | None, subscribed: str) -> None:
-        """Before a replay of the topics `subscribed` (a JSON list), in a transaction of its
-        own: drop the expired events, and those topics' events past `history`, if any."""
+    def _tidy_now(self, db: sqlite3.Connection, oldest: float | None, topics: list[str]) -> None:
+        """Before a replay of `topics`, in a transaction of its own: drop the expired events,
+        and those topics' events past `history`, if there are any."""
+        sizes, bound = self._sizes, self._max_count
         expiry = oldest is not None and _expiry_due(db, oldest)
-        if not (expiry or self._surplus):
+        if not expiry and all(sizes.get(topic, 0) <= bound for topic in topics):
             return
-        committed = self._counts()
+        committed = self._begin()
         try:
             db.execute("BEGIN IMMEDIATE")
             if oldest is not None and expiry:
                 self._expire(db, oldest)
-            over = db.execute(
-                f"SELECT topic, retained FROM topics WHERE topic IN ({_SUBSCRIBED}) "
-                "AND retained > ?",
-                (subscribed, self._max_count),
-            ).fetchall()
             released: list[tuple[int]] = []
-            for topic, retained in over:
-                released += self._trim(db, topic, retained)
+            for topic in topics:
+                retained = sizes.get(topic, 0)
+                if retained > bound:
+                    released += self._trim(db, topic, retained)
             self._release(db, released)
             self._save_seq(db, self._worker_seq)
-            self._save_forgotten(db, committed[2])
+            self._save_forgotten(db, committed.forgotten)
             db.execute("COMMIT")
         except BaseException:
             self._rollback(db, committed)
@@ -747,7 +766,7 @@ class SqliteStore(Store):
         db = self._db()
         subscribed = json.dumps(topics)
         try:
-            self._tidy_now(db, oldest, subscribed)
+            self._tidy_now(db, oldest, topics)
             if last_event_id == EARLIEST:  # every retained event: no gap to check
                 after = self._origin
             else:
@@ -798,17 +817,8 @@ class SqliteStore(Store):
         return None
 
     def _history_sizes_sync(self) -> dict[str, int]:
-        try:
-            rows = (
-                self._db()
-                .execute("SELECT topic, min(retained, ?) FROM topics", (self._max_count,))
-                .fetchall()
-            )
-        except sqlite3.Error as error:
-            raise StoreUnavailable(
-                f"cannot read the history database {self.path}: {error}"
-            ) from None
-        return dict(rows)
+        bound = self._max_count
+        return {topic: min(size, bound) for topic, size in self._sizes.items()}
 
 
 def _expiry_due(db: sqlite3.Connection, oldest: float) -> bool:
