@@ -266,6 +266,18 @@ async def test_an_event_kept_by_another_topic_stays_until_both_drop_it(tmp_path:
         await store.close()
 
 
+async def test_an_event_both_its_topics_drop_at_once_leaves_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    store = SqliteStore(str(path), history=1)
+    await store.open()
+    await store.append([draft(("a", "b"), "both")])
+    await store.append([draft("a", "a1"), draft("b", "b1")])
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT data FROM events ORDER BY seq").fetchall() == [("a1",), ("b1",)]
+    db.close()
+
+
 async def test_expired_events_are_not_replayed(tmp_path: Path) -> None:
     clock = Clock()
     store = SqliteStore(str(tmp_path / "history.db"), history_ttl=10.0, clock=clock)

@@ -64,10 +64,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -113,12 +115,13 @@ CREATE TABLE topics (
 ) WITHOUT ROWID;
 """
 
-# Topics are passed to queries as one JSON array, whatever their number (no variable limit).
-_SUBSCRIBED = "SELECT value FROM json_each(?)"
+# Lists (topics, seqs) are passed to queries as one JSON array, whatever their length (no
+# variable limit), and a statement takes the whole list in one step.
+_EACH = "SELECT value FROM json_each(?)"
 _REPLAY = (
     "SELECT seq, time, topics, data, event, retry, body, private, alias FROM events "
     "WHERE seq IN ("
-    f"SELECT seq FROM topic_events WHERE topic IN ({_SUBSCRIBED}) AND seq > ? AND seq <= ?"
+    f"SELECT seq FROM topic_events WHERE topic IN ({_EACH}) AND seq > ? AND seq <= ?"
     ") ORDER BY seq"
 )
 _EXPIRY_CHUNK = 1000
@@ -181,6 +184,9 @@ class SqliteStore(Store):
         # Kept beside the file, as committed (changed with the connection; see `_rollback`):
         self._sizes: dict[str, int] = {}  # the events each topic in `topics` keeps on disk
         self._resized_from: dict[str, int] = {}  # sizes before this transaction changed them
+        # No event on file is older than this (events are only dropped, or appended with the
+        # time of their append): the expiry check's query is needed only when it has passed.
+        self._earliest = -math.inf
         self._retained = 0  # the sum of the sizes, for metrics
         self._surplus = 0  # of which past `history`, not yet dropped (see `_resize`)
         self._forgotten = 0  # `meta.forgotten`
@@ -462,6 +468,7 @@ class SqliteStore(Store):
             raise StoreUnavailable(f"cannot open the history database {path}: {reason}") from None
         self._connection = connection
         self._worker_seq = seq
+        self._earliest = -math.inf  # unknown
         self._sizes = {}
         self._retained = self._surplus = 0
         counted = connection.execute("SELECT topic, count(*) FROM topic_events GROUP BY topic")
@@ -565,6 +572,7 @@ class SqliteStore(Store):
         committed = self._begin()
         try:
             self._check_room(added)
+            self._earliest = min(self._earliest, now)
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", topic_rows)
@@ -605,6 +613,15 @@ class SqliteStore(Store):
         """Delete the row of a topic whose history is now empty (see the module)."""
         db.execute("DELETE FROM topics WHERE topic = ?", (topic,))
         self._forgotten = max(self._forgotten, evicted_upto)
+
+    def _expiry_due(self, db: sqlite3.Connection, oldest: float) -> bool:
+        """Whether the oldest event is older than `oldest`: usually answered without a query,
+        from a time no event on file is older than."""
+        if self._earliest >= oldest:
+            return False
+        first = db.execute("SELECT time FROM events ORDER BY seq LIMIT 1").fetchone()
+        self._earliest = math.inf if first is None else first[0]
+        return self._earliest < oldest
 
     @staticmethod
     def _save_seq(db: sqlite3.Connection, seq: int) -> None:
@@ -654,7 +671,7 @@ class SqliteStore(Store):
 
     def _evict_excess(self, db: sqlite3.Connection, added: dict[str, int]) -> None:
         """Count what `added` adds to each topic, and drop the excess of those past the slack."""
-        released: list[tuple[int]] = []
+        released: list[int] = []
         for topic, count in added.items():
             retained = self._sizes.get(topic, 0) + count
             if retained == count:
@@ -669,15 +686,18 @@ class SqliteStore(Store):
                 released += self._trim(db, topic, retained)
         self._release(db, released)
 
-    def _trim(self, db: sqlite3.Connection, topic: str, retained: int) -> list[tuple[int]]:
+    def _trim(self, db: sqlite3.Connection, topic: str, retained: int) -> list[int]:
         """Drop the oldest events of `topic`, which retains `retained`, beyond `history`;
         returns their seqs, for `_release`."""
         excess = retained - self._max_count
-        dropped: list[tuple[int]] = db.execute(
-            "SELECT seq FROM topic_events WHERE topic = ? ORDER BY seq LIMIT ?",
-            (topic, excess),
-        ).fetchall()
-        upto = dropped[-1][0]
+        dropped: list[int] = [
+            seq
+            for (seq,) in db.execute(
+                "SELECT seq FROM topic_events WHERE topic = ? ORDER BY seq LIMIT ?",
+                (topic, excess),
+            )
+        ]
+        upto = dropped[-1]
         db.execute("DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto))
         self._resize(topic, retained - len(dropped))
         if excess >= retained:  # history 0: the topic keeps nothing, and is not remembered
@@ -690,15 +710,27 @@ class SqliteStore(Store):
         return dropped
 
     @staticmethod
-    def _release(db: sqlite3.Connection, released: list[tuple[int]]) -> None:
-        """Events no longer retained by one more topic each: delete those no topic retains."""
-        if released:
-            db.executemany("UPDATE events SET refs = refs - 1 WHERE seq = ?", released)
-            db.executemany("DELETE FROM events WHERE seq = ? AND refs <= 0", released)
+    def _release(db: sqlite3.Connection, released: list[int]) -> None:
+        """Events no longer retained by one more topic each (an event twice when two of its
+        topics dropped it): delete those no topic retains."""
+        if not released:
+            return
+        times = Counter(released)
+        seqs_by_times: dict[int, list[int]] = {}
+        for seq, count in times.items():
+            seqs_by_times.setdefault(count, []).append(seq)
+        for count, seqs in seqs_by_times.items():
+            db.execute(
+                f"UPDATE events SET refs = refs - ? WHERE seq IN ({_EACH})",
+                (count, json.dumps(seqs)),
+            )
+        db.execute(
+            f"DELETE FROM events WHERE seq IN ({_EACH}) AND refs <= 0", (json.dumps(list(times)),)
+        )
 
     def _expire(self, db: sqlite3.Connection, oldest: float) -> None:
         """Drop the events older than `oldest` (the run of oldest events, in id order)."""
-        if not _expiry_due(db, oldest):
+        if not self._expiry_due(db, oldest):
             return
         last = -1
         upto = -1
@@ -739,7 +771,7 @@ class SqliteStore(Store):
         """Before a replay of `topics`, in a transaction of its own: drop the expired events,
         and those topics' events past `history`, if there are any."""
         sizes, bound = self._sizes, self._max_count
-        expiry = oldest is not None and _expiry_due(db, oldest)
+        expiry = oldest is not None and self._expiry_due(db, oldest)
         if not expiry and all(sizes.get(topic, 0) <= bound for topic in topics):
             return
         committed = self._begin()
@@ -747,7 +779,7 @@ class SqliteStore(Store):
             db.execute("BEGIN IMMEDIATE")
             if oldest is not None and expiry:
                 self._expire(db, oldest)
-            released: list[tuple[int]] = []
+            released: list[int] = []
             for topic in topics:
                 retained = sizes.get(topic, 0)
                 if retained > bound:
@@ -807,7 +839,7 @@ class SqliteStore(Store):
         """Why a resume after `after` would miss events of `topics`, if it would."""
         evicted = dict(
             db.execute(
-                f"SELECT topic, evicted_upto FROM topics WHERE topic IN ({_SUBSCRIBED})",
+                f"SELECT topic, evicted_upto FROM topics WHERE topic IN ({_EACH})",
                 (subscribed,),
             ).fetchall()
         )
@@ -819,12 +851,6 @@ class SqliteStore(Store):
     def _history_sizes_sync(self) -> dict[str, int]:
         bound = self._max_count
         return {topic: min(size, bound) for topic, size in self._sizes.items()}
-
-
-def _expiry_due(db: sqlite3.Connection, oldest: float) -> bool:
-    """Whether the oldest event is older than `oldest`: one index lookup, the usual answer no."""
-    first = db.execute("SELECT time FROM events ORDER BY seq LIMIT 1").fetchone()
-    return first is not None and bool(first[0] < oldest)
 
 
 def _int_or_none(text: str | None) -> int | None:
