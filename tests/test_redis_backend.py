@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -316,6 +318,30 @@ async def test_hub_publish_in_another_python_process_reaches_a_serve_node(
 
 
 # -- Redis failures -----------------------------------------------------------------------------
+
+
+async def test_a_redis_that_stops_answering_gets_a_503_that_says_it_may_be_published(
+    start_hub: Callable[..., HubProcess], private_redis: RedisServer, http: httpx.AsyncClient
+) -> None:
+    """Redis paused (SIGSTOP) after reading the publish: the hub cannot know whether it was
+    applied, says so, and when Redis resumes the event reaches subscribers like any other."""
+    node = serve(start_hub, f"{private_redis.url}?socket_timeout=0.5").url
+    assert private_redis.process is not None
+    async with listening(http, node, ["t"]) as listener:
+        await listener.opened()
+        before = await publish(http, node, "t", "before")
+        await listener.receive(1)
+        os.kill(private_redis.process.pid, signal.SIGSTOP)
+        try:
+            response = await http.post(f"{node}/publish", json={"topic": "t", "data": "late"})
+        finally:
+            os.kill(private_redis.process.pid, signal.SIGCONT)
+        assert response.status_code == 503, response.text
+        assert "not known whether this was published" in response.json()["error"]
+        after = await publish(http, node, "t", "after")
+        events = await listener.receive_until(after)
+        assert [event.data for event in events] == ["before", "late", "after"]
+        assert events[0].id == before
 
 
 async def test_redis_down_is_explicit_and_delivery_resumes_after_it_restarts(

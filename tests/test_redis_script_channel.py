@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from support.redis_server import RedisServer
 
-from ssehub.backends import StoreUnavailable
+from ssehub.backends import StoreUnavailable, StoreUncertain
 from ssehub.backends.redis import RedisStore
 from ssehub.model import EARLIEST, Draft, Publication
 
@@ -71,7 +71,7 @@ async def test_a_redis_that_stops_answering_fails_the_call_and_then_serves_again
     assert redis_server.process is not None
     os.kill(redis_server.process.pid, signal.SIGSTOP)
     try:
-        with pytest.raises(StoreUnavailable, match=r"no reply from Redis in 0\.5 s"):
+        with pytest.raises(StoreUncertain, match=r"no reply from Redis in 0\.5 s"):
             await store.append([draft("t", "unanswered")])
         assert store.problem() is not None
     finally:

@@ -31,7 +31,7 @@ from ssehub.api._metrics import CONTENT_TYPE, Traffic, metrics_text
 from ssehub.api._publish import ids_response, parse_drafts
 from ssehub.api._streams import last_event_id, stream_topics
 from ssehub.auth import Grants, Policy
-from ssehub.backends.base import DuplicateId, StoreUnavailable
+from ssehub.backends.base import DuplicateId, StoreUnavailable, StoreUncertain
 from ssehub.hub import Hub
 from ssehub.model import Draft, EventId
 
@@ -218,9 +218,12 @@ class Api:
 
 
 def _refused(error: StoreUnavailable | DuplicateId) -> HTTPError:
-    """Nothing was published: 409 for a publisher id in use, 503 when the store cannot store."""
+    """Not published: 409 for a publisher id in use, 503 when the store cannot store (or did
+    not say in time whether it stored: `StoreUncertain`)."""
     if isinstance(error, DuplicateId):
         return HTTPError(409, f"nothing was published: {error}", field="id")
+    if isinstance(error, StoreUncertain):
+        return HTTPError(503, f"not known whether this was published: {error}")
     return HTTPError(503, f"nothing was published: {error}")
 
 

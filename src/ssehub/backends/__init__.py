@@ -10,6 +10,7 @@ from ssehub.backends.base import (
     Store,
     StoreFull,
     StoreUnavailable,
+    StoreUncertain,
 )
 from ssehub.backends.local import LocalBroker
 from ssehub.backends.memory import MemoryStore
@@ -24,5 +25,6 @@ __all__ = [
     "Store",
     "StoreFull",
     "StoreUnavailable",
+    "StoreUncertain",
     "backend_from_url",
 ]

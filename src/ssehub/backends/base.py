@@ -25,6 +25,7 @@ __all__ = [
     "Store",
     "StoreFull",
     "StoreUnavailable",
+    "StoreUncertain",
 ]
 
 RecordsCallback = Callable[[Sequence[Record]], None]
@@ -38,6 +39,13 @@ class StoreUnavailable(Exception):
 class StoreFull(StoreUnavailable):
     """The store holds as many topics as it may (`--max-topics`): a publish that would add one
     is refused whole (503), until history expires or is dropped."""
+
+
+class StoreUncertain(StoreUnavailable):
+    """The write was sent but its answer did not come in time (a hung Redis): the store may
+    still apply it, and then delivers it like any stored event. A publisher that retries with
+    its own id (`Draft.alias`) cannot publish it twice: a retry of an applied write is a
+    `DuplicateId`."""
 
 
 class DuplicateId(ValueError):

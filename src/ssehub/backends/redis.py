@@ -74,6 +74,7 @@ from ssehub.backends.base import (
     Store,
     StoreFull,
     StoreUnavailable,
+    StoreUncertain,
 )
 from ssehub.model import EARLIEST, Draft, EventId, Record, Replay
 from ssehub.wire import Event, encode
@@ -754,7 +755,10 @@ class RedisStore(Store):
         """Await a Redis operation; StoreUnavailable, with one line saying why, if it fails."""
         try:
             result = await awaitable
-        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        except RedisTimeoutError as error:  # sent, and no answer: Redis may still apply it
+            self._problem = f"Redis at {self.config.where} did not answer: {_one_line(error)}"
+            raise StoreUncertain(self._problem) from None
+        except (RedisConnectionError, OSError) as error:
             self._problem = f"Redis at {self.config.where} is unreachable: {_one_line(error)}"
             raise StoreUnavailable(self._problem) from None
         except RedisError as error:  # refused: out of memory, a read-only replica, ...
