@@ -231,9 +231,6 @@ class SqliteStore(Store):
             assert self._loop is not None
             self._idle = self._loop.create_future()
             await self._idle
-        import sys
-
-        print("COMMITS", self._commits, self._committed - self._origin, file=sys.stderr)
         await self._run(self._close_sync)
         executor.shutdown(wait=False)
         self._executor = None
