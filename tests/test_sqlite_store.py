@@ -23,6 +23,7 @@ from support.hub_http import open_position, publish, stream
 from support.hub_process import HubProcess
 
 from ssehub.backends import MemoryStore, Store, StoreFull, StoreUnavailable
+from ssehub.backends import sqlite as sqlite_module
 from ssehub.backends.sqlite import SqliteStore
 from ssehub.hub import Hub
 from ssehub.model import Draft, Publication, Record
@@ -164,13 +165,16 @@ async def test_count_bound_evicts_oldest_per_topic(tmp_path: Path) -> None:
 
 
 def rows_on_file(path: Path, topic: str) -> int:
-    """The events `topic` keeps on disk (the file must be closed)."""
+    """The events `topic` keeps on disk, indexed or not yet (the file must be closed)."""
     with sqlite3.connect(path) as db:
-        (count,) = db.execute(
+        (indexed,) = db.execute(
             "SELECT count(*) FROM topic_events WHERE topic = ?", (topic,)
         ).fetchone()
+        unindexed = db.execute(
+            "SELECT topics FROM events WHERE seq > (SELECT value FROM meta WHERE name = 'indexed')"
+        ).fetchall()
     db.close()
-    return int(count)
+    return int(indexed) + sum(topic in topics.split("\n") for (topics,) in unindexed)
 
 
 async def test_the_excess_is_dropped_a_chunk_at_a_time_and_never_answered(tmp_path: Path) -> None:
@@ -221,13 +225,15 @@ async def test_ids_continue_after_restart_when_the_newest_events_are_gone(tmp_pa
     await store.close()
 
 
-async def test_a_history_that_counted_in_its_rows_is_upgraded(tmp_path: Path) -> None:
-    path = tmp_path / "v2.db"
+@pytest.mark.parametrize("version", [2, 3])
+async def test_an_older_history_is_upgraded(tmp_path: Path, version: int) -> None:
+    """Version 2 counted each topic's events in its row; version 3 indexed every event."""
+    path = tmp_path / f"v{version}.db"
     store = SqliteStore(str(path), history=2)
     await store.open()
     [first, *_] = await store.append([draft("a", "a0"), draft(("a", "b"), "ab"), draft("b", "b0")])
     await store.close()
-    downgrade(path, 2)
+    downgrade(path, version)
     store = SqliteStore(str(path), history=2)
     await store.open()
     try:
@@ -244,7 +250,7 @@ async def test_a_history_that_counted_in_its_rows_is_upgraded(tmp_path: Path) ->
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
         columns = [row[1] for row in db.execute("PRAGMA table_info(topics)")]
         assert columns == ["topic", "evicted_upto"]
     db.close()
@@ -301,15 +307,70 @@ async def test_expired_events_are_not_replayed(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_events_expiring_before_they_are_indexed_leave_the_file(tmp_path: Path) -> None:
+    """Expiry in an append's transaction drops events still waiting to be indexed by topic."""
+    clock = Clock()
+    path = tmp_path / "history.db"
+    store = SqliteStore(str(path), history_ttl=10.0, clock=clock)
+    await store.open()
+    await store.append([draft("t", "old"), draft(("t", "u"), "both")])
+    clock.now += 11
+    [new] = await store.append([draft("t", "new")])
+    assert await store.history_sizes() == {"t": 1}
+    await store.close()
+    assert (rows_on_file(path, "t"), rows_on_file(path, "u")) == (1, 0)
+    store = SqliteStore(str(path), history_ttl=10.0, clock=clock)
+    await store.open()
+    try:
+        assert await store.history_sizes() == {"t": 1}
+        assert (await store.replay(["t", "u"], str(new.seq - 1))).records == [new]
+    finally:
+        await store.close()
+
+
+async def test_a_refused_index_fails_only_the_append_that_made_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction that fails after its events were listed for indexing (here indexing
+    them; in life, a full disk at COMMIT) leaves nothing of them to index later."""
+    monkeypatch.setattr(sqlite_module, "_INDEX_BATCH", 1)  # index in each append's transaction
+    path = tmp_path / "history.db"
+    created = SqliteStore(str(path))
+    await created.open()
+    await created.close()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON topic_events WHEN NEW.topic = 'refused' "
+            "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+        )
+    db.close()
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        start = await store.latest()
+        with pytest.raises(StoreUnavailable):
+            await store.append([draft("refused", "never stored")])
+        [fine] = await store.append([draft("t", "fine")])
+        assert store.problem() is None
+        assert await store.history_sizes() == {"t": 1}
+        assert (await store.replay(["t", "refused"], start)).records == [fine]
+    finally:
+        await store.close()
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("history", [3, 17])  # 17: topics may keep 2 more on disk
-async def test_same_answers_as_the_memory_store(tmp_path: Path, seed: int, history: int) -> None:
-    """Random appends, clock steps and resumes: SQLite answers as MemoryStore does."""
+@pytest.mark.parametrize("index_batch", [256, 4])  # 4: events are indexed between replays too
+async def test_same_answers_as_the_memory_store(
+    tmp_path: Path, seed: int, history: int, index_batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random appends, clock steps, restarts and resumes: SQLite answers as MemoryStore does."""
+    monkeypatch.setattr(sqlite_module, "_INDEX_BATCH", index_batch)
     rng = random.Random(seed)
     clock = Clock()
     memory = MemoryStore(history=history, history_ttl=10.0, clock=clock)
-    sqlite = SqliteStore(str(tmp_path / "history.db"), history, 10.0, clock=clock)
-    stores: tuple[Store, Store] = (memory, sqlite)
+    path = str(tmp_path / "history.db")
+    sqlite = SqliteStore(path, history, 10.0, clock=clock)
     await sqlite.open()
     try:
         # ids[k][i]: store k's id for the i-th event; index 0 is each store's origin.
@@ -321,14 +382,19 @@ async def test_same_answers_as_the_memory_store(tmp_path: Path, seed: int, histo
                     draft(tuple(rng.sample("abc", rng.randint(1, 2))), f"{step}.{n}")
                     for n in range(rng.randint(1, 3))
                 ]
-                for store, issued in zip(stores, ids, strict=True):
+                for store, issued in zip((memory, sqlite), ids, strict=True):
                     issued += [record.id for record in await store.append(batch)]
             elif action < 0.6:
                 clock.now += rng.choice([0.5, 1, 3, 7]) * 3 / history
+            elif action < 0.65:
+                await sqlite.close()
+                sqlite = SqliteStore(path, history, 10.0, clock=clock)
+                await sqlite.open()
             else:
                 topics = rng.sample("abc", rng.randint(1, 3))
                 point = rng.randrange(len(ids[0]))
                 answers = []
+                stores: tuple[Store, Store] = (memory, sqlite)
                 for store, issued in zip(stores, ids, strict=True):
                     replay = await store.replay(topics, issued[point])
                     positions = [issued.index(record.id) for record in replay.records]
@@ -336,6 +402,10 @@ async def test_same_answers_as_the_memory_store(tmp_path: Path, seed: int, histo
                 assert answers[0] == answers[1], f"step {step}: resume {topics} from #{point}"
             sizes = await sqlite.history_sizes()  # the counters kept for metrics stay exact
             assert await sqlite.history_totals() == (len(sizes), sum(sizes.values()))
+            if action < 0.45:  # both have dropped what expired (memory when swept)
+                while memory.sweep():
+                    pass
+                assert sizes == await memory.history_sizes(), f"step {step}"
     finally:
         await sqlite.close()
 
@@ -415,6 +485,18 @@ async def test_a_refused_write_fails_only_its_append(tmp_path: Path) -> None:
         assert [r.data for r in replayed] == ["one", "three", "fine"]
     finally:
         await store.close()
+    # Nothing of the refused events was left to index: the file holds the three events only.
+    reopened = SqliteStore(str(path))
+    await reopened.open()
+    try:
+        assert await reopened.history_sizes() == {"t": 3}
+        assert [r.data for r in (await reopened.replay(["t"], start)).records] == [
+            "one",
+            "three",
+            "fine",
+        ]
+    finally:
+        await reopened.close()
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])

@@ -30,6 +30,14 @@ for the dropped ids of every topic the file does not know, or knows again since.
 keeps no history in memory, only how many events each topic keeps (counted when the file is
 opened), which spares each publish's transaction an update of its topic's row.
 
+Each event is indexed under its topics (`topic_events`) a batch at a time, not in its own
+transaction: a transaction that wrote both tables wrote two pages of the write-ahead log, and
+each page written costs about as much as the rest of a publish (two `pwrite`s). Events not yet
+indexed are listed in memory and indexed before anything reads or drops by topic (a replay, a
+topic's excess, an expiry) or once `_INDEX_BATCH` are waiting; `meta.indexed` is the newest id
+indexed. After a crash, the events after it are indexed again when the file is opened, from
+`events.topics`.
+
 A topic's oldest events beyond `history` are dropped a chunk at a time: a topic may keep up to
 `history // 8` more on disk, and its excess is dropped when it passes that, or before a replay
 of it. What the store answers (replays, `history_sizes`, `history_totals`) is exactly the
@@ -38,11 +46,11 @@ statements and three more pages to write.
 
 Schema::
 
-    meta(name PRIMARY KEY, value)             -- 'origin', 'seq', 'forgotten'
+    meta(name PRIMARY KEY, value)             -- 'origin', 'seq', 'indexed', 'forgotten'
 
     events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs, private,
            alias UNIQUE)                     -- alias: the publisher's own id, or NULL
-    topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID
+    topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID   -- up to meta.indexed
     topics(topic PRIMARY KEY, evicted_upto) WITHOUT ROWID   -- the topics with history
 
 The last id issued is the greater of `meta.seq` and the newest event's seq: a transaction
@@ -83,14 +91,20 @@ __all__ = ["SqliteStore"]
 
 _T = TypeVar("_T")
 
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 # Version 2 adds publisher-chosen ids (Draft.alias): one column and its index.
 _ALIASES = """
 ALTER TABLE events ADD COLUMN alias TEXT;
 CREATE UNIQUE INDEX events_alias ON events (alias) WHERE alias IS NOT NULL;
 """
 # Version 3 counts each topic's events in memory instead of in its row.
-_UNCOUNTED = "ALTER TABLE topics DROP COLUMN retained"
+_UNCOUNTED = "ALTER TABLE topics DROP COLUMN retained;"
+# Version 4 indexes events by topic a batch at a time (every event of an older file is indexed).
+_BATCH_INDEXED = """
+INSERT INTO meta (name, value)
+SELECT 'indexed', max(value, coalesce((SELECT max(seq) FROM events), 0))
+FROM meta WHERE name = 'seq'
+"""
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE events (
@@ -125,6 +139,9 @@ _REPLAY = (
     ") ORDER BY seq"
 )
 _EXPIRY_CHUNK = 1000
+# Events waiting to be indexed by topic (see the module): a batch's rows of one topic fill about
+# one page of `topic_events`.
+_INDEX_BATCH = 256
 _MIN_SQLITE = (3, 35, 0)  # UPSERT ... RETURNING, and json_each built in
 
 
@@ -138,11 +155,13 @@ class _Append:
 
 
 class _Counts(NamedTuple):
-    """The totals kept beside the file (see `SqliteStore._rollback`)."""
+    """The state kept beside the file (see `SqliteStore._rollback`)."""
 
     retained: int
     forgotten: int
     surplus: int
+    unindexed: list[tuple[str, int]]
+    unindexed_count: int
 
 
 @dataclass(slots=True)
@@ -190,6 +209,7 @@ class SqliteStore(Store):
         self._retained = 0  # the sum of the sizes, for metrics
         self._surplus = 0  # of which past `history`, not yet dropped (see `_resize`)
         self._forgotten = 0  # `meta.forgotten`
+        self._unindexed: list[tuple[str, int]] = []  # (topic, seq) after `meta.indexed`
         # Loop-thread state.
         self._origin = 0
         self._committed = 0  # the last id whose transaction committed and was handed back
@@ -455,15 +475,17 @@ class SqliteStore(Store):
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("BEGIN IMMEDIATE")  # takes the exclusive lock, kept until close
             origin, seq = self._prepare(connection)
+            self._connection = connection
+            self._index_after_crash(connection)
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection is not None:
                 connection.close()
+            self._connection = None
             reason = str(error)
             if "locked" in reason:
                 reason += " (another hub is using it: only one process may use a SQLite history)"
             raise StoreUnavailable(f"cannot open the history database {path}: {reason}") from None
-        self._connection = connection
         self._worker_seq = seq
         self._earliest = -math.inf  # unknown
         self._sizes = {}
@@ -475,6 +497,19 @@ class SqliteStore(Store):
         forgotten = connection.execute("SELECT value FROM meta WHERE name = 'forgotten'")
         self._forgotten = next((int(value) for (value,) in forgotten), 0)
         return origin, seq
+
+    def _index_after_crash(self, db: sqlite3.Connection) -> None:
+        """Index the events a crash left unindexed (those after `meta.indexed`: see the
+        module)."""
+        (indexed,) = db.execute("SELECT value FROM meta WHERE name = 'indexed'").fetchone()
+        self._unindexed = [
+            (topic, seq)
+            for seq, topics in db.execute(
+                "SELECT seq, topics FROM events WHERE seq > ? ORDER BY seq", (indexed,)
+            )
+            for topic in dict.fromkeys(topics.split("\n"))
+        ]
+        self._index(db)
 
     def _prepare(self, connection: sqlite3.Connection) -> tuple[int, int]:
         """Create the schema in a new file; check an existing one. Returns (origin, last id)."""
@@ -489,13 +524,13 @@ class SqliteStore(Store):
                     connection.execute(statement)
             connection.executemany(
                 "INSERT INTO meta (name, value) VALUES (?, ?)",
-                [("origin", origin), ("seq", origin)],
+                [("origin", origin), ("seq", origin), ("indexed", origin)],
             )
             connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             return origin, origin
-        if version in (1, 2):  # an older history: upgrade it
-            upgrades = (_ALIASES if version == 1 else "") + _UNCOUNTED
-            for statement in upgrades.split(";"):
+        if version in (1, 2, 3):  # an older history: upgrade it
+            upgrades = (_ALIASES if version == 1 else "") + (_UNCOUNTED if version < 3 else "")
+            for statement in (upgrades + _BATCH_INDEXED).split(";"):
                 if statement.strip():
                     connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
@@ -572,7 +607,9 @@ class SqliteStore(Store):
             self._earliest = min(self._earliest, now)
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
-            db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", topic_rows)
+            self._unindexed += topic_rows
+            if len(self._unindexed) >= _INDEX_BATCH:
+                self._index(db)
             self._evict_excess(db, added)
             if oldest is not None:
                 self._expire(db, oldest)
@@ -636,13 +673,15 @@ class SqliteStore(Store):
             )
 
     def _begin(self) -> _Counts:
-        """The counts kept beside the file as committed, before a transaction changes them."""
+        """The state kept beside the file as committed, before a transaction changes it."""
         self._resized_from.clear()
-        return _Counts(self._retained, self._forgotten, self._surplus)
+        unindexed = self._unindexed
+        return _Counts(self._retained, self._forgotten, self._surplus, unindexed, len(unindexed))
 
     def _rollback(self, db: sqlite3.Connection, committed: _Counts) -> None:
-        """Undo the transaction, and what it did to the counts kept beside the connection."""
-        self._retained, self._forgotten, self._surplus = committed
+        """Undo the transaction, and what it did to the state kept beside the connection."""
+        self._retained, self._forgotten, self._surplus, self._unindexed, unindexed = committed
+        del self._unindexed[unindexed:]  # `_index` starts a new list: this one only grew
         for topic, size in self._resized_from.items():
             if size:
                 self._sizes[topic] = size
@@ -666,6 +705,15 @@ class SqliteStore(Store):
         self._retained += size - before
         self._surplus += max(size - bound, 0) - max(before - bound, 0)
 
+    def _index(self, db: sqlite3.Connection) -> None:
+        """Index the events waiting to be indexed by topic (see the module)."""
+        rows = self._unindexed
+        if not rows:
+            return
+        db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", rows)
+        db.execute("UPDATE meta SET value = ? WHERE name = 'indexed'", (rows[-1][1],))
+        self._unindexed = []
+
     def _evict_excess(self, db: sqlite3.Connection, added: dict[str, int]) -> None:
         """Count what `added` adds to each topic, and drop the excess of those past the slack."""
         released: list[int] = []
@@ -680,6 +728,7 @@ class SqliteStore(Store):
                 )
             self._resize(topic, retained)
             if retained > self._max_count + self._slack:
+                self._index(db)
                 released += self._trim(db, topic, retained)
         self._release(db, released)
 
@@ -709,7 +758,7 @@ class SqliteStore(Store):
     @staticmethod
     def _release(db: sqlite3.Connection, released: list[int]) -> None:
         """Events no longer retained by one more topic each (an event twice when two of its
-        topics dropped it): delete those no topic retains."""
+        topics dropped it): delete those no topic retains, and count the others down."""
         if not released:
             return
         times = Counter(released)
@@ -717,18 +766,20 @@ class SqliteStore(Store):
         for seq, count in times.items():
             seqs_by_times.setdefault(count, []).append(seq)
         for count, seqs in seqs_by_times.items():
-            db.execute(
-                f"UPDATE events SET refs = refs - ? WHERE seq IN ({_EACH})",
-                (count, json.dumps(seqs)),
-            )
-        db.execute(
-            f"DELETE FROM events WHERE seq IN ({_EACH}) AND refs <= 0", (json.dumps(list(times)),)
-        )
+            listed = json.dumps(seqs)
+            deleted = db.execute(
+                f"DELETE FROM events WHERE seq IN ({_EACH}) AND refs <= ?", (listed, count)
+            ).rowcount
+            if deleted < len(seqs):  # some are retained by other topics still
+                db.execute(
+                    f"UPDATE events SET refs = refs - ? WHERE seq IN ({_EACH})", (count, listed)
+                )
 
     def _expire(self, db: sqlite3.Connection, oldest: float) -> None:
         """Drop the events older than `oldest` (the run of oldest events, in id order)."""
         if not self._expiry_due(db, oldest):
             return
+        self._index(db)
         last = -1
         upto = -1
         newest_of: dict[str, int] = {}
@@ -765,15 +816,21 @@ class SqliteStore(Store):
                 self._forget(db, topic, seq)
 
     def _tidy_now(self, db: sqlite3.Connection, oldest: float | None, topics: list[str]) -> None:
-        """Before a replay of `topics`, in a transaction of its own: drop the expired events,
-        and those topics' events past `history`, if there are any."""
+        """Before a replay of `topics`, in a transaction of its own: index the events waiting
+        to be, and drop the expired events and those topics' events past `history`, if there
+        are any."""
         sizes, bound = self._sizes, self._max_count
         expiry = oldest is not None and self._expiry_due(db, oldest)
-        if not expiry and all(sizes.get(topic, 0) <= bound for topic in topics):
+        if (
+            not expiry
+            and not self._unindexed
+            and all(sizes.get(topic, 0) <= bound for topic in topics)
+        ):
             return
         committed = self._begin()
         try:
             db.execute("BEGIN IMMEDIATE")
+            self._index(db)
             if oldest is not None and expiry:
                 self._expire(db, oldest)
             released: list[int] = []
