@@ -253,6 +253,7 @@ async def test_an_older_history_is_upgraded(tmp_path: Path, version: int) -> Non
         assert db.execute("PRAGMA user_version").fetchone() == (4,)
         columns = [row[1] for row in db.execute("PRAGMA table_info(topics)")]
         assert columns == ["topic", "evicted_upto"]
+        assert "body" not in [row[1] for row in db.execute("PRAGMA table_info(events)")]
     db.close()
 
 

@@ -48,7 +48,7 @@ Schema::
 
     meta(name PRIMARY KEY, value)             -- 'origin', 'seq', 'indexed', 'forgotten'
 
-    events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, body, refs, private,
+    events(seq INTEGER PRIMARY KEY, time, topics, data, event, retry, refs, private,
            alias UNIQUE)                     -- alias: the publisher's own id, or NULL
     topic_events(topic, seq, PRIMARY KEY (topic, seq)) WITHOUT ROWID   -- up to meta.indexed
     topics(topic PRIMARY KEY, evicted_upto) WITHOUT ROWID   -- the topics with history
@@ -57,6 +57,8 @@ The last id issued is the greater of `meta.seq` and the newest event's seq: a tr
 writes `meta.seq` only when its newest event is not on file (dropped at once), which spares the
 usual publish a page. `events.topics` is the event's topics joined with newlines (a topic holds
 no whitespace), `events.retry` is text (a retry may be larger than SQLite's integers);
+an event's encoded bytes are not kept but encoded again from its data, type and retry when it is
+replayed (the same bytes; a row is then about half as long, and a page holds twice the events);
 `events.refs` counts the topics that still retain the event, which is deleted at zero (its
 publisher id with it: an id names one retained event; reusing it is `DuplicateId`). A replay
 walks `topic_events` by (topic, seq) for each subscribed topic and reads `events` by seq.
@@ -86,6 +88,7 @@ from typing import NamedTuple, TypeVar
 
 from ssehub.backends.base import DuplicateId, Store, StoreFull, StoreUnavailable
 from ssehub.model import EARLIEST, Draft, EventId, Record, Replay
+from ssehub.wire import Event, encode
 
 __all__ = ["SqliteStore"]
 
@@ -99,8 +102,10 @@ CREATE UNIQUE INDEX events_alias ON events (alias) WHERE alias IS NOT NULL;
 """
 # Version 3 counts each topic's events in memory instead of in its row.
 _UNCOUNTED = "ALTER TABLE topics DROP COLUMN retained;"
-# Version 4 indexes events by topic a batch at a time (every event of an older file is indexed).
+# Version 4 indexes events by topic a batch at a time (every event of an older file is indexed),
+# and encodes an event again when it is replayed instead of keeping its bytes beside its data.
 _BATCH_INDEXED = """
+ALTER TABLE events DROP COLUMN body;
 INSERT INTO meta (name, value)
 SELECT 'indexed', max(value, coalesce((SELECT max(seq) FROM events), 0))
 FROM meta WHERE name = 'seq'
@@ -114,7 +119,6 @@ CREATE TABLE events (
     data TEXT NOT NULL,
     event TEXT NOT NULL,
     retry TEXT,
-    body BLOB NOT NULL,
     refs INTEGER NOT NULL,
     private INTEGER NOT NULL
 );
@@ -133,7 +137,7 @@ CREATE TABLE topics (
 # variable limit), and a statement takes the whole list in one step.
 _EACH = "SELECT value FROM json_each(?)"
 _REPLAY = (
-    "SELECT seq, time, topics, data, event, retry, body, private, alias FROM events "
+    "SELECT seq, time, topics, data, event, retry, private, alias FROM events "
     "WHERE seq IN ("
     f"SELECT seq FROM topic_events WHERE topic IN ({_EACH}) AND seq > ? AND seq <= ?"
     ") ORDER BY seq"
@@ -591,7 +595,6 @@ class SqliteStore(Store):
                         draft.data,
                         draft.event,
                         None if draft.retry is None else str(draft.retry),
-                        draft.body,
                         len(unique),
                         draft.private,
                         draft.alias,
@@ -606,7 +609,7 @@ class SqliteStore(Store):
             self._check_room(added)
             self._earliest = min(self._earliest, now)
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             self._unindexed += topic_rows
             if len(self._unindexed) >= _INDEX_BATCH:
                 self._index(db)
@@ -870,20 +873,9 @@ class SqliteStore(Store):
             ) from None
         records = [
             Record.from_draft(
-                Draft(
-                    tuple(names.split("\n")),
-                    data,
-                    event,
-                    _int_or_none(retry),
-                    body,
-                    bool(private),
-                    alias,
-                ),
-                str(seq),
-                seq,
-                at,
+                _stored_draft(names, data, event, retry, private, alias), str(seq), seq, at
             )
-            for seq, at, names, data, event, retry, body, private, alias in rows
+            for seq, at, names, data, event, retry, private, alias in rows
         ]
         return Replay(records=records, after=after)
 
@@ -907,5 +899,10 @@ class SqliteStore(Store):
         return {topic: min(size, bound) for topic, size in self._sizes.items()}
 
 
-def _int_or_none(text: str | None) -> int | None:
-    return None if text is None else int(text)
+def _stored_draft(
+    names: str, data: str, event: str, retry: str | None, private: int, alias: str | None
+) -> Draft:
+    """The draft an `events` row was written from, its bytes encoded again (see the module)."""
+    every = None if retry is None else int(retry)
+    body = encode(Event(data, event, None, every))
+    return Draft(tuple(names.split("\n")), data, event, every, body, bool(private), alias)
