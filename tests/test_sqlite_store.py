@@ -225,6 +225,24 @@ async def test_ids_continue_after_restart_when_the_newest_events_are_gone(tmp_pa
     await store.close()
 
 
+async def test_ids_continue_after_restart_with_no_history_kept(tmp_path: Path) -> None:
+    """History 0: each append's transaction drops its own events, and keeps the last id."""
+    path = str(tmp_path / "history.db")
+    store = SqliteStore(path, history=0)
+    await store.open()
+    [*_, last] = await store.append([draft("t", "a"), draft("t", "b")])
+    assert await store.history_sizes() == {}
+    await store.close()
+    store = SqliteStore(path, history=0)
+    await store.open()
+    try:
+        assert await store.latest() == last.id
+        [after] = await store.append([draft("t", "c")])
+        assert after.seq == last.seq + 1
+    finally:
+        await store.close()
+
+
 @pytest.mark.parametrize("version", [2, 3])
 async def test_an_older_history_is_upgraded(tmp_path: Path, version: int) -> None:
     """Version 2 counted each topic's events in its row; version 3 indexed every event."""

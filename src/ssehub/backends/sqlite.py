@@ -616,7 +616,8 @@ class SqliteStore(Store):
             self._evict_excess(db, added)
             if oldest is not None:
                 self._expire(db, oldest)
-            self._save_seq(db, seq)
+            if self._retained != committed.retained + len(topic_rows):  # it dropped some
+                self._save_seq(db, seq)
             self._save_forgotten(db, committed.forgotten)
             db.execute("COMMIT")
         except (sqlite3.Error, OSError, ValueError) as error:
@@ -713,7 +714,13 @@ class SqliteStore(Store):
         rows = self._unindexed
         if not rows:
             return
-        db.executemany("INSERT INTO topic_events (topic, seq) VALUES (?, ?)", rows)
+        seqs_of: dict[str, list[int]] = {}
+        for topic, seq in rows:
+            seqs_of.setdefault(topic, []).append(seq)
+        db.executemany(  # one row per topic: binding each seq from Python costs more
+            f"INSERT INTO topic_events (topic, seq) SELECT ?, value FROM ({_EACH})",
+            [(topic, json.dumps(seqs)) for topic, seqs in seqs_of.items()],
+        )
         db.execute("UPDATE meta SET value = ? WHERE name = 'indexed'", (rows[-1][1],))
         self._unindexed = []
 
