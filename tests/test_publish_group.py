@@ -21,10 +21,13 @@ from ssehub.api import ids_response
 from ssehub.server._http1 import id_reply, response_head
 
 ROUND_TRIP_HUB = str(Path(__file__).parent / "support" / "round_trip_hub.py")
-BACKENDS = ["memory", "round trip"]
+# SQLite: writes with a fixed cost, so a group waits one more poll for more publishes.
+BACKENDS = ["memory", "round trip", "sqlite"]
 
 
-def start(start_hub: Callable[..., HubProcess], backend: str) -> str:
+def start(start_hub: Callable[..., HubProcess], backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return start_hub("--backend", f"sqlite:///{tmp_path / 'hub.db'}").url
     return (start_hub() if backend == "memory" else start_hub(script=ROUND_TRIP_HUB)).url
 
 
@@ -57,9 +60,9 @@ def answered_ids(answers: bytes) -> list[str]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_publishers_writing_at_once_each_get_their_own_id_in_order(
-    start_hub: Callable[..., HubProcess], backend: str
+    start_hub: Callable[..., HubProcess], backend: str, tmp_path: Path
 ) -> None:
-    url = start(start_hub, backend)
+    url = start(start_hub, backend, tmp_path)
     publishers, rounds, pipelined = 8, 4, 3
     id_of: dict[str, str] = {}
     with stream(url, "group") as s, connections(url, publishers) as socks:
@@ -85,9 +88,9 @@ def test_publishers_writing_at_once_each_get_their_own_id_in_order(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_publish_followed_by_garbage_is_answered_before_the_400(
-    start_hub: Callable[..., HubProcess], backend: str
+    start_hub: Callable[..., HubProcess], backend: str, tmp_path: Path
 ) -> None:
-    url = start(start_hub, backend)
+    url = start(start_hub, backend, tmp_path)
     with stream(url, "garbage") as s, connections(url, 1) as [sock]:
         open_position(s)
         sock.sendall(plain_publish("garbage", "kept") + b"NOT HTTP AT ALL\r\n\r\n")
@@ -103,9 +106,9 @@ def test_a_publish_followed_by_garbage_is_answered_before_the_400(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_connection_close_in_a_group_is_answered_and_closed_alone(
-    start_hub: Callable[..., HubProcess], backend: str
+    start_hub: Callable[..., HubProcess], backend: str, tmp_path: Path
 ) -> None:
-    url = start(start_hub, backend)
+    url = start(start_hub, backend, tmp_path)
     with stream(url, "close") as s, connections(url, 3) as socks:
         open_position(s)
         closing, *staying = socks
@@ -123,8 +126,10 @@ def test_connection_close_in_a_group_is_answered_and_closed_alone(
     assert data == {"last", "stay0", "stay1", "again0", "again1"}
 
 
-def test_a_refused_write_fails_only_its_own_publisher(start_hub: Callable[..., HubProcess]) -> None:
-    url = start(start_hub, "round trip")  # the backend refuses writes to topic "refused"
+def test_a_refused_write_fails_only_its_own_publisher(
+    start_hub: Callable[..., HubProcess], tmp_path: Path
+) -> None:
+    url = start(start_hub, "round trip", tmp_path)  # the backend refuses writes to topic "refused"
     with stream(url, "fine") as s, connections(url, 4) as socks:
         open_position(s)
         refused, *fine = socks

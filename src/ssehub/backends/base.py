@@ -56,6 +56,11 @@ class DuplicateId(ValueError):
 class Store(ABC):
     """Bounded per-topic history, ids, and replay."""
 
+    #: True when a write costs about as much for one event as for several (a SQLite
+    #: transaction): under load, the server then lets one more poll of its sockets add
+    #: publishes to a turn's group before writing it.
+    fixed_write_cost = False
+
     async def open(self) -> None:  # noqa: B027 - most stores have nothing to open
         """Connect or open files; called once by the hub before anything else."""
 

@@ -180,6 +180,8 @@ class _Written:
 class SqliteStore(Store):
     """History in a SQLite file (see the module's docstring): durable across process crashes."""
 
+    fixed_write_cost = True  # a commit writes a page of the log, whatever it holds
+
     def __init__(
         self,
         path: str,
