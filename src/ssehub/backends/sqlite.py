@@ -79,7 +79,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -142,6 +141,11 @@ _REPLAY = (
     f"SELECT seq FROM topic_events WHERE topic IN ({_EACH}) AND seq > ? AND seq <= ?"
     ") ORDER BY seq"
 )
+# A topic's dropped events (topic, up to seq): those it alone retained go, the others count one
+# topic less (the rest, once the first has deleted those).
+_DROPPED = "SELECT seq FROM topic_events WHERE topic = ? AND seq <= ?"
+_DELETE_DROPPED = f"DELETE FROM events WHERE seq IN ({_DROPPED}) AND refs <= 1"
+_COUNT_DOWN_DROPPED = f"UPDATE events SET refs = refs - 1 WHERE seq IN ({_DROPPED})"
 _EXPIRY_CHUNK = 1000
 # Events waiting to be indexed by topic (see the module): a batch's rows of one topic fill about
 # one page of `topic_events`.
@@ -728,7 +732,6 @@ class SqliteStore(Store):
 
     def _evict_excess(self, db: sqlite3.Connection, added: dict[str, int]) -> None:
         """Count what `added` adds to each topic, and drop the excess of those past the slack."""
-        released: list[int] = []
         for topic, count in added.items():
             retained = self._sizes.get(topic, 0) + count
             if retained == count:
@@ -741,23 +744,21 @@ class SqliteStore(Store):
             self._resize(topic, retained)
             if retained > self._max_count + self._slack:
                 self._index(db)
-                released += self._trim(db, topic, retained)
-        self._release(db, released)
+                self._trim(db, topic, retained)
 
-    def _trim(self, db: sqlite3.Connection, topic: str, retained: int) -> list[int]:
-        """Drop the oldest events of `topic`, which retains `retained`, beyond `history`;
-        returns their seqs, for `_release`."""
+    def _trim(self, db: sqlite3.Connection, topic: str, retained: int) -> None:
+        """Drop the oldest events of `topic`, which retains `retained`, beyond `history`: delete
+        those no other topic retains, and count the others down (see `events.refs`)."""
         excess = retained - self._max_count
-        dropped: list[int] = [
-            seq
-            for (seq,) in db.execute(
-                "SELECT seq FROM topic_events WHERE topic = ? ORDER BY seq LIMIT ?",
-                (topic, excess),
-            )
-        ]
-        upto = dropped[-1]
+        (upto,) = db.execute(
+            "SELECT seq FROM topic_events WHERE topic = ? ORDER BY seq LIMIT 1 OFFSET ?",
+            (topic, excess - 1),
+        ).fetchone()
+        deleted = db.execute(_DELETE_DROPPED, (topic, upto)).rowcount
+        if deleted < excess:  # some are retained by other topics still
+            db.execute(_COUNT_DOWN_DROPPED, (topic, upto))
         db.execute("DELETE FROM topic_events WHERE topic = ? AND seq <= ?", (topic, upto))
-        self._resize(topic, retained - len(dropped))
+        self._resize(topic, retained - excess)
         if excess >= retained:  # history 0: the topic keeps nothing, and is not remembered
             self._forget(db, topic, upto)
         else:
@@ -765,27 +766,6 @@ class SqliteStore(Store):
                 "UPDATE topics SET evicted_upto = max(evicted_upto, ?) WHERE topic = ?",
                 (upto, topic),
             )
-        return dropped
-
-    @staticmethod
-    def _release(db: sqlite3.Connection, released: list[int]) -> None:
-        """Events no longer retained by one more topic each (an event twice when two of its
-        topics dropped it): delete those no topic retains, and count the others down."""
-        if not released:
-            return
-        times = Counter(released)
-        seqs_by_times: dict[int, list[int]] = {}
-        for seq, count in times.items():
-            seqs_by_times.setdefault(count, []).append(seq)
-        for count, seqs in seqs_by_times.items():
-            listed = json.dumps(seqs)
-            deleted = db.execute(
-                f"DELETE FROM events WHERE seq IN ({_EACH}) AND refs <= ?", (listed, count)
-            ).rowcount
-            if deleted < len(seqs):  # some are retained by other topics still
-                db.execute(
-                    f"UPDATE events SET refs = refs - ? WHERE seq IN ({_EACH})", (count, listed)
-                )
 
     def _expire(self, db: sqlite3.Connection, oldest: float) -> None:
         """Drop the events older than `oldest` (the run of oldest events, in id order)."""
@@ -845,12 +825,10 @@ class SqliteStore(Store):
             self._index(db)
             if oldest is not None and expiry:
                 self._expire(db, oldest)
-            released: list[int] = []
             for topic in topics:
                 retained = sizes.get(topic, 0)
                 if retained > bound:
-                    released += self._trim(db, topic, retained)
-            self._release(db, released)
+                    self._trim(db, topic, retained)
             self._save_seq(db, self._worker_seq)
             self._save_forgotten(db, committed.forgotten)
             db.execute("COMMIT")
