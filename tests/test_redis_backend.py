@@ -344,6 +344,30 @@ async def test_a_redis_that_stops_answering_gets_a_503_that_says_it_may_be_publi
         assert events[0].id == before
 
 
+async def test_a_paused_redis_takes_an_idle_node_out_until_it_answers_again(
+    start_hub: Callable[..., HubProcess], private_redis: RedisServer, http: httpx.AsyncClient
+) -> None:
+    """A node that is only reading the log notices a Redis that holds its connections open but
+    answers nothing (SIGSTOP), within the socket timeout, and comes back when it answers."""
+    node = serve(start_hub, f"{private_redis.url}?socket_timeout=0.5").url
+    assert private_redis.process is not None
+    async with listening(http, node, ["t"]) as listener:
+        await listener.opened()
+        await publish(http, node, "t", "before")
+        await listener.receive(1)
+        os.kill(private_redis.process.pid, signal.SIGSTOP)
+        try:
+            await until(lambda: health_is(http, node, 503), "the node to report Redis silent")
+            health = (await http.get(f"{node}/healthz")).json()
+            assert "is unreachable: Timeout reading" in health["error"], health
+        finally:
+            os.kill(private_redis.process.pid, signal.SIGCONT)
+        await until(lambda: health_is(http, node, 200), "the node to be healthy again")
+        after = await publish(http, node, "t", "after")
+        events = await listener.receive_until(after)
+        assert [event.data for event in events] == ["before", "after"]
+
+
 async def test_redis_down_is_explicit_and_delivery_resumes_after_it_restarts(
     start_hub: Callable[..., HubProcess], private_redis: RedisServer, http: httpx.AsyncClient
 ) -> None:
