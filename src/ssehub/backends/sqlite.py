@@ -35,8 +35,8 @@ transaction: a transaction that wrote both tables wrote two pages of the write-a
 each page written costs about as much as the rest of a publish (two `pwrite`s). Events not yet
 indexed are listed in memory and indexed before anything reads or drops by topic (a replay, a
 topic's excess, an expiry) or once `_INDEX_BATCH` are waiting; `meta.indexed` is the newest id
-indexed. After a crash, the events after it are indexed again when the file is opened, from
-`events.topics`.
+indexed. The events after it (a crash's, or those `close` leaves) are indexed when the file is
+next opened, from `events.topics`.
 
 A topic's oldest events beyond `history` are dropped a chunk at a time: a topic may keep up to
 `history // 8` more on disk, and its excess is dropped when it passes that, or before a replay
@@ -486,7 +486,7 @@ class SqliteStore(Store):
             connection.execute("BEGIN IMMEDIATE")  # takes the exclusive lock, kept until close
             origin, seq = self._prepare(connection)
             self._connection = connection
-            self._index_after_crash(connection)
+            self._index_the_rest(connection)
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection is not None:
@@ -508,9 +508,9 @@ class SqliteStore(Store):
         self._forgotten = next((int(value) for (value,) in forgotten), 0)
         return origin, seq
 
-    def _index_after_crash(self, db: sqlite3.Connection) -> None:
-        """Index the events a crash left unindexed (those after `meta.indexed`: see the
-        module)."""
+    def _index_the_rest(self, db: sqlite3.Connection) -> None:
+        """Index the events the file's last user left unindexed (those after `meta.indexed`: a
+        crash leaves them, and so does `close`, which does not index)."""
         (indexed,) = db.execute("SELECT value FROM meta WHERE name = 'indexed'").fetchone()
         self._unindexed = [
             (topic, seq)
