@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from support.redis_server import RedisServer
 
+from ssehub import Hub
 from ssehub.backends import StoreUnavailable, StoreUncertain
 from ssehub.backends.redis import RedisStore
 from ssehub.model import EARLIEST, Draft, Publication
@@ -104,3 +105,20 @@ async def test_a_flushed_script_is_loaded_again(
     [after] = await store.append([draft("t", "after")])
     assert [data for _, data in await stored(store, "t")] == ["before", "after"]
     assert (await stored(store, "t"))[-1][0] == after.id
+
+
+async def test_over_tls_with_a_password_calls_and_the_log_work() -> None:
+    """The channel takes over the connection redis-py made (TLS, AUTH): publishes are answered
+    and reach a hub through the log, and a wrong password is a clear refusal."""
+    with RedisServer(tls=True, password="s3cret") as server:
+        async with Hub(backend=server.url) as hub:
+            replay = await hub.store.replay(["t"], EARLIEST)
+            assert replay.records == []
+            ids = [await hub.publish("t", f"m{i}") for i in range(3)]
+            replay = await hub.store.replay(["t"], EARLIEST)
+            assert [record.id for record in replay.records] == ids
+            assert hub.latest == ids[-1]  # delivered here
+        wrong = RedisStore(server.url.replace("s3cret", "wrong"))
+        with pytest.raises(StoreUnavailable, match="invalid username-password pair"):
+            await wrong.open()
+        await wrong.close()

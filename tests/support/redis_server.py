@@ -7,6 +7,8 @@ persistence does. Loopback only, on a free port that `restart()` keeps.
 from __future__ import annotations
 
 import ctypes
+import datetime
+import ipaddress
 import shutil
 import signal
 import socket
@@ -17,6 +19,10 @@ import time
 from pathlib import Path
 
 import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 __all__ = ["REDIS_SERVER", "RedisServer", "free_port"]
 
@@ -32,6 +38,36 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _self_signed(certificate: Path, key_file: Path) -> None:
+    """A key and a certificate for 127.0.0.1, signed by that key (its own CA)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -40,21 +76,44 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """`start()`, `stop()`, `restart()`; `url` is `redis://127.0.0.1:<port>/0`."""
+    """`start()`, `stop()`, `restart()`; `url` is `redis://127.0.0.1:<port>/0`.
 
-    def __init__(self) -> None:
+    With `tls`, it listens with TLS only (a certificate made here, `ca_file`), and `url` is a
+    `rediss://` URL that trusts it; with `password`, clients must authenticate.
+    """
+
+    def __init__(self, *, tls: bool = False, password: str | None = None) -> None:
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server is not installed")
         self._directory = tempfile.TemporaryDirectory(prefix="ssehub-redis-")
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.password = password
+        self.ca_file: Path | None = None
+        if tls:
+            self.ca_file = Path(self._directory.name) / "redis.crt"
+            _self_signed(self.ca_file, Path(self._directory.name) / "redis.key")
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = "" if self.password is None else f":{self.password}@"
+        if self.ca_file is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca_file}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        if self.ca_file is None:
+            return redis.Redis(
+                host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5
+            )
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            socket_timeout=5,
+            ssl=True,
+            ssl_ca_certs=str(self.ca_file),
+        )
 
     def start(self, timeout: float = 10.0) -> None:
         assert self.process is None, "already running"
@@ -77,6 +136,13 @@ class RedisServer:
             "--loglevel",
             "warning",
         ]
+        if self.ca_file is not None:
+            key = self.ca_file.with_suffix(".key")
+            argv[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            argv += ["--tls-cert-file", str(self.ca_file), "--tls-key-file", str(key)]
+            argv += ["--tls-ca-cert-file", str(self.ca_file), "--tls-auth-clients", "no"]
+        if self.password is not None:
+            argv += ["--requirepass", self.password]
         self.process = subprocess.Popen(
             argv,
             stdout=subprocess.DEVNULL,

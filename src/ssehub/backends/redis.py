@@ -49,14 +49,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 import re
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
+    import hiredis
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
@@ -287,6 +288,9 @@ def _parse(event_id: str | bytes) -> Position | None:
     return None if match is None else (int(match[1]), int(match[2]))
 
 
+_N_MASK = (1 << 64) - 1
+
+
 def _seq(position: Position) -> int:
     return position[0] << 64 | position[1]
 
@@ -392,14 +396,16 @@ class _ScriptChannel:
     """The publish script's calls, pipelined on a connection of their own.
 
     Each call is written at once, whatever is still in flight, and the replies, which Redis
-    sends in the order of the calls, are read by one reader that lives as long as the
-    connection. A publish thus costs one write and one read, without the client's command
-    machinery (a connection checked out of the pool and back, response callbacks, a task for
-    the write's timeout on Python 3.11), which cost a publish more than Redis did. A caller that
-    goes away leaves its reply to the reader, so the connection stays in step. A connection
-    Redis closed (a restart) is noticed by the reader at once, and the next call reconnects; if
-    a reply is not there within the socket timeout, or the connection fails, every call in
-    flight fails.
+    sends in the order of the calls, are parsed as their bytes arrive, in the transport's
+    callback: no task reads them, so a reply reaches its caller a turn of the loop sooner, and
+    `on_reply` (see `call`) runs in that very turn. A publish thus costs one write and one
+    read, without the client's command machinery (a connection checked out of the pool and
+    back, response callbacks, a task for the write's timeout on Python 3.11), which cost a
+    publish more than Redis did. A caller that goes away leaves its reply to be parsed, so the
+    connection stays in step. redis-py makes the connection (TLS, AUTH, SELECT) and hands over
+    its transport. A connection Redis closed (a restart) is noticed at once, and the next call
+    reconnects; if a reply is not there within the socket timeout, or the connection fails,
+    every call in flight fails.
     """
 
     def __init__(self, client: aioredis.Redis, script: str) -> None:
@@ -409,70 +415,77 @@ class _ScriptChannel:
         self._connection = client.connection_pool.connection_class(**options)
         self._script = script
         self._sha = hashlib.sha1(script.encode()).hexdigest()
-        self._awaited: deque[tuple[float, asyncio.Future[Any]]] = deque()  # (sent at, reply)
-        self._reader: asyncio.Task[None] | None = None
+        # Calls in flight, oldest first: (sent at, its reply, what to make of the reply).
+        self._awaited: deque[tuple[float, asyncio.Future[Any], _OnReply | None]] = deque()
+        self._replies: _Replies | None = None  # while connected
         self._deadline: asyncio.TimerHandle | None = None
         self._connecting = asyncio.Lock()
 
-    async def call(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        """EVALSHA the script (loaded first if Redis does not know it: a restart, a flush)."""
+    async def call(
+        self, keys: Sequence[str], args: Sequence[str | int], on_reply: _OnReply | None = None
+    ) -> Any:
+        """EVALSHA the script (loaded first if Redis does not know it: a restart, a flush).
+
+        With `on_reply`, the call's result is `on_reply(reply)`, called as soon as the reply is
+        parsed (not for an error reply).
+        """
+        command = ("EVALSHA", self._sha, len(keys), *keys, *args)
         try:
-            return await self._send("EVALSHA", self._sha, len(keys), *keys, *args)
+            return await self._send(command, on_reply)
         except NoScriptError:  # nothing ran: load the script and call again
-            await self._send("SCRIPT", "LOAD", self._script)
-            return await self._send("EVALSHA", self._sha, len(keys), *keys, *args)
+            await self._send(("SCRIPT", "LOAD", self._script), None)
+            return await self._send(command, on_reply)
 
     async def close(self) -> None:
         self._fail(RedisConnectionError("the Redis store was closed"))
-        await self._connection.disconnect()
+        await self._connection.disconnect(nowait=True)
 
-    async def _send(self, *command: str | int) -> Any:
-        connection = self._connection
-        if self._reader is None:  # not connected, or the connection failed: (re)connect
+    async def _send(self, command: Sequence[str | int], on_reply: _OnReply | None) -> Any:
+        if self._replies is None:  # not connected, or the connection failed: (re)connect
             async with self._connecting:
-                if self._reader is None:
-                    await connection.disconnect()
-                    await connection.connect()  # type: ignore[no-untyped-call]
-                    self._reader = asyncio.ensure_future(self._read())
+                if self._replies is None:
+                    await self._connect()
+        replies = self._replies
+        assert replies is not None
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
-        packed = connection.pack_command(*command)
-        # The write happens before this coroutine first yields: calls are written in the
-        # order their futures join the queue.
-        self._awaited.append((loop.time(), reply))
-        try:
-            await connection.send_packed_command(packed, check_health=False)
-        except BaseException as error:
-            self._fail(error)
-            raise
+        self._awaited.append((loop.time(), reply, on_reply))
+        replies.transport.writelines(self._connection.pack_command(*command))
         if self._deadline is None:
             self._deadline = loop.call_later(self._timeout, self._overdue)
         return await reply
 
-    async def _read(self) -> None:
+    async def _connect(self) -> None:
         connection = self._connection
-        me = asyncio.current_task()
-        try:
-            while True:
-                try:
-                    reply = await connection.read_response(timeout=math.inf)
-                except ResponseError as error:  # this call's error: the others go on
-                    reply = error
-                if self._reader is not me:  # replaced (see `_fail`): not this reader's reply
-                    return
-                if not self._awaited:
-                    raise RedisConnectionError("Redis sent a reply no call awaits")
-                _, awaited = self._awaited.popleft()
-                if not awaited.done():
-                    if isinstance(reply, ResponseError):
-                        awaited.set_exception(reply)
-                    else:
-                        awaited.set_result(reply)
-        except BaseException as error:
-            if self._reader is me:
-                self._fail(error)
-            if isinstance(error, asyncio.CancelledError):
-                raise
+        await connection.disconnect(nowait=True)  # a stream reader given up: no one to wait for
+        await connection.connect()  # type: ignore[no-untyped-call]
+        # redis-py's stream reader has read the handshake's replies and nothing more: from
+        # here on, the bytes Redis sends are parsed by `_Replies`.
+        writer = connection._writer
+        assert writer is not None
+        transport = writer.transport
+        self._replies = replies = _Replies(self, transport)  # type: ignore[arg-type]
+        transport.set_protocol(replies)
+
+    def _replied(self, reply: Any) -> None:
+        if not self._awaited:
+            self._fail(RedisConnectionError("Redis sent a reply no call awaits"))
+            return
+        _, awaited, on_reply = self._awaited.popleft()
+        if awaited.done():
+            return
+        if isinstance(reply, hiredis.ReplyError):
+            text = str(reply)
+            error = NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
+            awaited.set_exception(error)
+            return
+        if on_reply is not None:
+            try:
+                reply = on_reply(reply)
+            except Exception as error:
+                awaited.set_exception(error)
+                return
+        awaited.set_result(reply)
 
     def _overdue(self) -> None:
         """Fail the calls in flight if the oldest has waited the socket timeout."""
@@ -489,18 +502,44 @@ class _ScriptChannel:
     def _fail(self, error: BaseException) -> None:
         """Fail every call in flight, whose replies can no longer be told apart, and drop the
         connection: the next call makes a new one."""
-        if isinstance(error, asyncio.CancelledError):
-            error = RedisConnectionError("the connection to Redis was closed")
-        reader, self._reader = self._reader, None
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
+        replies, self._replies = self._replies, None
+        if replies is not None:
+            replies.transport.abort()
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
         awaited, self._awaited = self._awaited, deque()
-        for _, future in awaited:
+        for _, future, _ in awaited:
             if not future.done():
                 future.set_exception(error)
+
+
+_OnReply = Callable[[Any], Any]
+
+
+class _Replies(asyncio.Protocol):
+    """The script channel's end of its connection: parses replies as their bytes arrive."""
+
+    def __init__(self, channel: _ScriptChannel, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._channel = channel
+        self._reader = hiredis.Reader()
+
+    def data_received(self, data: bytes) -> None:
+        if self._channel._replies is not self:
+            return  # a connection given up on (see `_fail`)
+        self._reader.feed(data)
+        try:
+            while (reply := self._reader.gets()) is not False:
+                self._channel._replied(reply)
+                if self._channel._replies is not self:
+                    return
+        except hiredis.ProtocolError as error:
+            self._channel._fail(RedisConnectionError(f"Redis sent garbage: {error}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._channel._replies is self:
+            self._channel._fail(exc or RedisConnectionError("Redis closed the connection"))
 
 
 class RedisStore(Store):
@@ -536,6 +575,8 @@ class RedisStore(Store):
         self._start: Position | None = None
         self._delivered: Position | None = None
         self._waiters: list[tuple[Position, asyncio.Future[None]]] = []
+        # The broker's delivery of what this process stores, as soon as Redis answers.
+        self._on_stored: RecordsCallback | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -559,7 +600,7 @@ class RedisStore(Store):
     # -- the store ----------------------------------------------------------------------------
 
     async def latest(self) -> EventId:
-        epoch, n, _ = await self._publish([])
+        epoch, n, _ = await self._publish([], self._answered)
         if self._start is None:
             self._start = (epoch, n)
         return f"{epoch}-{n}"
@@ -567,13 +608,7 @@ class RedisStore(Store):
     async def append(self, drafts: Sequence[Draft]) -> list[Record]:
         if not drafts:
             return []
-        epoch, first, time_ms = await self._publish(drafts)
-        time = time_ms / 1000
-        base = _seq((epoch, first))
-        return [
-            Record.from_draft(draft, f"{epoch}-{first + i}", base + i, time)
-            for i, draft in enumerate(drafts)
-        ]
+        return await self._publish(drafts, partial(self._stored, drafts))
 
     async def replay(self, topics: Sequence[str], last_event_id: str) -> Replay:
         # What this process has not delivered yet is left out: it reaches the subscriber live
@@ -700,9 +735,9 @@ class RedisStore(Store):
             raise StoreUnavailable("the Redis store is not open")
         return self._client
 
-    async def _publish(self, drafts: Sequence[Draft]) -> tuple[int, int, int]:
-        """Run the publish script: the epoch, the first event's n (or the last n, for no
-        drafts), and the time stored with the events (ms)."""
+    async def _publish(self, drafts: Sequence[Draft], on_reply: Callable[[Any], T]) -> T:
+        """Run the publish script; `on_reply` makes the result of its reply, in the turn of the
+        loop the reply arrives."""
         config = self.config
         keys = [
             config.state,
@@ -739,7 +774,24 @@ class RedisStore(Store):
         ]
         args = [*head, len(names), *names, *events]
         assert self._script is not None  # open, as `_redis` checked
-        reply = await self._call(self._script.call(keys, args))
+        return await self._call(self._script.call(keys, args, on_reply))
+
+    def _stored(self, drafts: Sequence[Draft], reply: Any) -> list[Record]:
+        """The records of a publish Redis stored, handed to this process's broker at once."""
+        epoch, first, time_ms = self._answered(reply)
+        time = time_ms / 1000
+        base = _seq((epoch, first))
+        records = [
+            Record.from_draft(draft, f"{epoch}-{first + i}", base + i, time)
+            for i, draft in enumerate(drafts)
+        ]
+        if self._on_stored is not None:
+            self._on_stored(records)
+        return records
+
+    def _answered(self, reply: Any) -> tuple[int, int, int]:
+        """What the publish script answered: the epoch, the first event's n (or the last n, for
+        no drafts), and the time stored with the events (ms)."""
         if reply[0] == b"duplicate":
             raise DuplicateId(f"id {reply[1].decode()!r} names an event the hub still retains")
         if reply[0] == b"full":
@@ -800,8 +852,13 @@ class RedisStore(Store):
 class RedisBroker(Broker):
     """Delivery through the store's log: each process follows it and delivers what it reads.
 
-    `published` does nothing: this process's events come back through the log like every other
-    process's, so each process delivers every event once, in the one order of the log.
+    Every event comes back through the log, this process's own included, so each process
+    delivers every event once, in the one order of the log. This process's own events are
+    delivered sooner, in the turn of the loop Redis's answer to their write arrives (the store
+    hands them over: `_stored_here`), when they directly follow what it has delivered: nothing
+    can then come between them in the log. Their entries, read later, are passed over like any
+    entry already delivered. (Measured: the benchmark's one publisher is answered in 0.53 ms
+    instead of 0.62.)
 
     When Redis cannot be reached the broker keeps trying (backing off up to a second), and reads
     on from where it was: nothing stored meanwhile is missed. Meanwhile the store's `problem()`
@@ -814,6 +871,11 @@ class RedisBroker(Broker):
         self._task: asyncio.Task[None] | None = None
         self._client: aioredis.Redis | None = None
         self._closing = False
+        # The store and the hub's callback, while started.
+        self._store: RedisStore | None = None
+        self._deliver: RecordsCallback | None = None
+        # The newest entry of the log delivered here.
+        self._position: Position = (0, 0)
 
     async def start(self, store: Store, deliver: RecordsCallback) -> None:
         if not isinstance(store, RedisStore):
@@ -826,8 +888,10 @@ class RedisBroker(Broker):
         start = store._start
         assert start is not None
         store._delivered_up_to(start)
+        self._store, self._deliver, self._position = store, deliver, start
+        store._on_stored = self._stored_here
         self._client = client = store.config.client()
-        self._task = asyncio.create_task(self._follow(store, client, start, deliver))
+        self._task = asyncio.create_task(self._follow(store, client))
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -840,31 +904,43 @@ class RedisBroker(Broker):
                 await asyncio.wait({task}, timeout=0.1)
             if not task.cancelled() and task.exception() is not None:
                 log.error("the log reader failed", exc_info=task.exception())
+        if self._store is not None:
+            self._store._on_stored = None
+        self._store = self._deliver = None
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
 
     def published(self, records: Sequence[Record]) -> None:
-        """Nothing to do: the records come back through the log."""
+        """Nothing to do: the store has handed them over (see `_stored_here`), or they come
+        through the log."""
 
-    async def _follow(
-        self,
-        store: RedisStore,
-        client: aioredis.Redis,
-        position: Position,
-        deliver: RecordsCallback,
-    ) -> None:
+    def _stored_here(self, records: Sequence[Record]) -> None:
+        """Deliver at once records this process has just stored, if they directly follow the
+        newest delivered: a read of the log sooner. Any others arrive through the log."""
+        store = self._store
+        if store is None or not records or records[0].seq != _seq(self._position) + 1:
+            return
+        last = records[-1].seq
+        self._position = (last >> 64, last & _N_MASK)
+        self._hand_over(records)
+        store._delivered_up_to(self._position)
+
+    async def _follow(self, store: RedisStore, client: aioredis.Redis) -> None:
         config = store.config
         block_ms = config.block_ms(client)
         delay = BACKOFF[0]
         failing = False
         while not self._closing:
             try:
+                position = self._position
                 reply: Any = await client.xread(
                     {config.log: f"{position[0]}-{position[1]}"}, count=READ_COUNT, block=block_ms
                 )
                 if not reply:
-                    position = await self._check_epoch(client, config.state, position)
+                    epoch = await self._epoch_before(client, config.state, self._position)
+                    if epoch is not None:
+                        self._position = (epoch, 0)
             except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as error:
                 problem = f"Redis at {config.where} is unreachable: {_one_line(error)}"
                 if not isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError)):
@@ -882,11 +958,12 @@ class RedisBroker(Broker):
             store._reachable(None)
             delay = BACKOFF[0]
             if reply and not self._closing:
-                position = self._deliver(reply[0][1], position, deliver)
-                store._delivered_up_to(position)
+                self._read(reply[0][1])
+                store._delivered_up_to(self._position)
 
-    @staticmethod
-    def _deliver(entries: list[Entry], position: Position, deliver: RecordsCallback) -> Position:
+    def _read(self, entries: list[Entry]) -> None:
+        """Deliver the entries of the log not delivered yet (those after `_position`)."""
+        position = self._position
         records = []
         for entry_id, fields in entries:
             entry = _parse(entry_id)
@@ -909,22 +986,27 @@ class RedisBroker(Broker):
                 )
             records.append(_record(entry_id, fields))
             position = entry
+        self._position = position
         if records:
-            try:
-                deliver(records)
-            except Exception:
-                log.exception("delivering events failed")
-        return position
+            self._hand_over(records)
+
+    def _hand_over(self, records: Sequence[Record]) -> None:
+        if self._deliver is None:  # closed meanwhile: no hub is listening
+            return
+        try:
+            self._deliver(records)
+        except Exception:
+            log.exception("delivering events failed")
 
     @staticmethod
-    async def _check_epoch(client: aioredis.Redis, state: str, position: Position) -> Position:
-        """On an idle log: a new history whose epoch sorts before ours (the Redis clock went
-        back) would never be read from where we are; read it from its start."""
+    async def _epoch_before(client: aioredis.Redis, state: str, position: Position) -> int | None:
+        """On an idle log: the epoch of a new history that sorts before ours (the Redis clock
+        went back), which would never be read from where we are; None if there is none."""
         epoch: Any = await client.hget(state, "epoch")
         if epoch is not None and int(epoch) < position[0]:
             log.warning("the log restarted at an earlier epoch (%s)", epoch.decode())
-            return (int(epoch), 0)
-        return position
+            return int(epoch)
+        return None
 
 
 def redis_backend(
