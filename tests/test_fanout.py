@@ -115,6 +115,25 @@ def test_events_published_mid_sweep_ride_along_and_order_is_kept() -> None:
     assert [len(chunks) for chunks in streams.values()] == [2, 2, 1, 1, 1, 1]
 
 
+def test_what_is_ready_may_go_before_the_next_slice() -> None:
+    fan_out, loop, _ = make(slice_size=2)
+    streams: dict[int, list[bytes]] = {i: [] for i in range(4)}
+    for i, chunks in streams.items():
+        fan_out.add(i, ("t",), chunks.append)
+    fan_out.extend([record("t")])
+    loop.turn()  # first slice: streams 0 and 1
+    order: list[str] = []
+    loop.call_soon(lambda: order.append("publisher"))  # ready after the next slice's tick
+    fan_out.let_ready_run_first()
+    loop.turn()  # the tick steps back behind the publisher: nothing written in this turn
+    assert order == ["publisher"]
+    assert [len(chunks) for chunks in streams.values()] == [1, 1, 0, 0]
+    loop.turn()  # then the slice, as it would have been
+    assert [len(chunks) for chunks in streams.values()] == [1, 1, 1, 1]
+    loop.turn()
+    assert loop.ready == []  # once only
+
+
 def test_a_stream_gets_only_its_topics_and_a_shared_event_once() -> None:
     fan_out, loop, _ = make()
     both: list[bytes] = []

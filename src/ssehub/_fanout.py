@@ -125,6 +125,7 @@ class FanOut:
         self._round_began = -write_interval  # the clock then
         self._scheduled = False
         self._timer: Cancellable | None = None  # a round waiting for write_interval to pass
+        self._ready_first = False  # see let_ready_run_first
         # Held publishers (hold): those of the round under way go on when it ends; the others
         # join the next round when it starts.
         self._round_waiters: list[Callable[[], object]] = []
@@ -239,7 +240,22 @@ class FanOut:
         assert self.loop is not None, "records are appended only once the loop is set"
         return self.loop
 
+    def let_ready_run_first(self) -> None:
+        """The next slice waits until the callbacks ready to run now have run.
+
+        A publisher whose store has just answered, or whose request has just been read, waits
+        for a turn of the loop, which begins with the slice scheduled before it (16 writes).
+        Letting it go first answers it, or sends its write to the store, that much sooner; the
+        slice then begins a callback later.
+        """
+        self._ready_first = True
+
     def _tick(self) -> None:
+        if self._ready_first:  # to the back of the callbacks ready now
+            self._ready_first = False
+            self._timer = None
+            self._tick_soon()
+            return
         self._scheduled = False
         self._timer = None
         if self._run_slice() and not self._scheduled:

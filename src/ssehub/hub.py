@@ -148,6 +148,7 @@ class Hub:
         self._delivered_seq: int | None = None
         self._started = False
         self._sweeper: Cancellable | None = None
+        self._awaiting_store = 0  # publishers waiting for the store's answer
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -232,14 +233,20 @@ class Hub:
         await self.start()
         records = self.store.append_now(drafts)
         if records is None:
-            if self._broker_follows_store:
-                # What is stored reaches the subscribers through the store whatever becomes of
-                # this publisher: no task to shield it (each would cost a turn of the loop).
-                records = await self.store.append(drafts)
-            else:
-                # Shielded: a publisher cancelled while the store writes (its client went
-                # away) must not leave a stored event undelivered to the live subscribers.
-                records = await asyncio.shield(self._append_and_deliver(drafts))
+            # While this publisher waits, the records the store hands over are its own, or may
+            # be: it goes on before the next slice of their sweep (see `_deliver`).
+            self._awaiting_store += 1
+            try:
+                if self._broker_follows_store:
+                    # What is stored reaches the subscribers through the store whatever becomes
+                    # of this publisher: no task to shield it (each would cost a turn).
+                    records = await self.store.append(drafts)
+                else:
+                    # Shielded: a publisher cancelled while the store writes (its client went
+                    # away) must not leave a stored event undelivered to the live subscribers.
+                    records = await asyncio.shield(self._append_and_deliver(drafts))
+            finally:
+                self._awaiting_store -= 1
         else:
             self._published(records)
         return [record.id for record in records]
@@ -271,6 +278,8 @@ class Hub:
         self._latest = records[-1].id
         self._delivered_seq = records[-1].seq
         self._fan_out.extend(records)
+        if self._awaiting_store:
+            self._fan_out.let_ready_run_first()
         if self._readers:
             for record in records:
                 for read, audience in self._readers_of(record.topics):
@@ -288,6 +297,11 @@ class Hub:
             readers.update(self._readers.get(name, ()))
         readers.update(self._readers.get(_SELECTED, ()))
         return tuple(readers.values())
+
+    def let_ready_run_first(self) -> None:
+        """What is ready to run now (a request's task just created) goes before the next
+        slice of a sweep under way: see `FanOut.let_ready_run_first`."""
+        self._fan_out.let_ready_run_first()
 
     def flush(self) -> None:
         """Hand every pending event to its streams now (before shutdown, in tests)."""

@@ -407,6 +407,7 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self._busy = True
             self._task = asyncio.ensure_future(self._await_reply(request, reply))
+            self.state.hub.let_ready_run_first()  # a publish's write goes out a slice sooner
 
     def publish_alone(self, keep_alive: bool, draft: Draft) -> None:
         """The `PublishGroup` could not publish this connection's publish (the backend needs
@@ -686,6 +687,7 @@ class PublishGroup:
                 self._each_alone(entries)
             else:
                 write = asyncio.ensure_future(self._publish_later(entries))
+                hub.let_ready_run_first()
                 self._writes.add(write)  # held until done: the loop keeps only weak references
                 write.add_done_callback(self._writes.discard)
         elif hub.publishers_wait():
