@@ -392,55 +392,43 @@ class RedisConfig:
         return max(int(seconds * 1000), 1)
 
 
-class _ScriptChannel:
-    """The publish script's calls, pipelined on a connection of their own.
+class _Channel:
+    """Redis commands pipelined on a connection of their own, their replies parsed on arrival.
 
-    Each call is written at once, whatever is still in flight, and the replies, which Redis
-    sends in the order of the calls, are parsed as their bytes arrive, in the transport's
+    Each command is written at once, whatever is still in flight, and the replies, which Redis
+    sends in the order of the commands, are parsed as their bytes arrive, in the transport's
     callback: no task reads them, so a reply reaches its caller a turn of the loop sooner, and
-    `on_reply` (see `call`) runs in that very turn. A publish thus costs one write and one
+    `on_reply` (see `send`) runs in that very turn. A command thus costs one write and one
     read, without the client's command machinery (a connection checked out of the pool and
-    back, response callbacks, a task for the write's timeout on Python 3.11), which cost a
+    back, response callbacks, a task for the read's timeout on Python 3.11), which cost a
     publish more than Redis did. A caller that goes away leaves its reply to be parsed, so the
     connection stays in step. redis-py makes the connection (TLS, AUTH, SELECT) and hands over
-    its transport. A connection Redis closed (a restart) is noticed at once, and the next call
-    reconnects; if a reply is not there within the socket timeout, or the connection fails,
-    every call in flight fails.
+    its transport. A connection Redis closed (a restart) is noticed at once, and the next
+    command reconnects; if a reply is not there within the socket timeout, or the connection
+    fails, every command in flight fails. Replies are hiredis's: bytes, lists, None.
     """
 
-    def __init__(self, client: aioredis.Redis, script: str) -> None:
+    def __init__(self, client: aioredis.Redis) -> None:
         options = dict(client.connection_pool.connection_kwargs)
         self._timeout = float(options.get("socket_timeout") or SOCKET_TIMEOUT)
         options["socket_timeout"] = None  # the deadline is kept here (see `_overdue`)
+        # RESP2: replies only, in the order of the commands (RESP3 may interleave pushes, such
+        # as redis-py's maintenance notifications, which would be taken for a reply).
+        options["protocol"] = 2
         self._connection = client.connection_pool.connection_class(**options)
-        self._script = script
-        self._sha = hashlib.sha1(script.encode()).hexdigest()
-        # Calls in flight, oldest first: (sent at, its reply, what to make of the reply).
+        # Commands in flight, oldest first: (sent at, its reply, what to make of the reply).
         self._awaited: deque[tuple[float, asyncio.Future[Any], _OnReply | None]] = deque()
         self._replies: _Replies | None = None  # while connected
         self._deadline: asyncio.TimerHandle | None = None
         self._connecting = asyncio.Lock()
 
-    async def call(
-        self, keys: Sequence[str], args: Sequence[str | int], on_reply: _OnReply | None = None
-    ) -> Any:
-        """EVALSHA the script (loaded first if Redis does not know it: a restart, a flush).
-
-        With `on_reply`, the call's result is `on_reply(reply)`, called as soon as the reply is
-        parsed (not for an error reply).
-        """
-        command = ("EVALSHA", self._sha, len(keys), *keys, *args)
-        try:
-            return await self._send(command, on_reply)
-        except NoScriptError:  # nothing ran: load the script and call again
-            await self._send(("SCRIPT", "LOAD", self._script), None)
-            return await self._send(command, on_reply)
-
     async def close(self) -> None:
-        self._fail(RedisConnectionError("the Redis store was closed"))
+        self._fail(RedisConnectionError("the connection to Redis was closed"))
         await self._connection.disconnect(nowait=True)
 
-    async def _send(self, command: Sequence[str | int], on_reply: _OnReply | None) -> Any:
+    async def send(self, command: Sequence[str | int], on_reply: _OnReply | None = None) -> Any:
+        """Send `command` and await its reply; with `on_reply`, the result is `on_reply(reply)`,
+        called as soon as the reply is parsed (not for an error reply)."""
         if self._replies is None:  # not connected, or the connection failed: (re)connect
             async with self._connecting:
                 if self._replies is None:
@@ -469,7 +457,7 @@ class _ScriptChannel:
 
     def _replied(self, reply: Any) -> None:
         if not self._awaited:
-            self._fail(RedisConnectionError("Redis sent a reply no call awaits"))
+            self._fail(RedisConnectionError("Redis sent a reply no command awaits"))
             return
         _, awaited, on_reply = self._awaited.popleft()
         if awaited.done():
@@ -518,9 +506,9 @@ _OnReply = Callable[[Any], Any]
 
 
 class _Replies(asyncio.Protocol):
-    """The script channel's end of its connection: parses replies as their bytes arrive."""
+    """A channel's end of its connection: parses replies as their bytes arrive."""
 
-    def __init__(self, channel: _ScriptChannel, transport: asyncio.Transport) -> None:
+    def __init__(self, channel: _Channel, transport: asyncio.Transport) -> None:
         self.transport = transport
         self._channel = channel
         self._reader = hiredis.Reader()
@@ -540,6 +528,26 @@ class _Replies(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._channel._replies is self:
             self._channel._fail(exc or RedisConnectionError("Redis closed the connection"))
+
+
+class _ScriptChannel(_Channel):
+    """The publish script's calls, pipelined on a channel of their own."""
+
+    def __init__(self, client: aioredis.Redis, script: str) -> None:
+        super().__init__(client)
+        self._script = script
+        self._sha = hashlib.sha1(script.encode()).hexdigest()
+
+    async def call(
+        self, keys: Sequence[str], args: Sequence[str | int], on_reply: _OnReply | None = None
+    ) -> Any:
+        """EVALSHA the script (loaded first if Redis does not know it: a restart, a flush)."""
+        command = ("EVALSHA", self._sha, len(keys), *keys, *args)
+        try:
+            return await self.send(command, on_reply)
+        except NoScriptError:  # nothing ran: load the script and call again
+            await self.send(("SCRIPT", "LOAD", self._script))
+            return await self.send(command, on_reply)
 
 
 class RedisStore(Store):
@@ -869,7 +877,7 @@ class RedisBroker(Broker):
 
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
-        self._client: aioredis.Redis | None = None
+        self._channel: _Channel | None = None  # the log's reads, while started
         self._closing = False
         # The store and the hub's callback, while started.
         self._store: RedisStore | None = None
@@ -890,14 +898,16 @@ class RedisBroker(Broker):
         store._delivered_up_to(start)
         self._store, self._deliver, self._position = store, deliver, start
         store._on_stored = self._stored_here
-        self._client = client = store.config.client()
-        self._task = asyncio.create_task(self._follow(store, client))
+        client = store.config.client()  # its settings make the channel's connection
+        self._channel = _Channel(client)
+        self._task = asyncio.create_task(self._follow(store, store.config.block_ms(client)))
+        await client.aclose()
 
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            # redis-py can swallow a cancellation that lands as a reply arrives (the read
-            # returns as if nothing happened), so the reader also checks `_closing`.
+            # redis-py can swallow a cancellation that lands while it connects, so the reader
+            # also checks `_closing` (and a read parsed meanwhile delivers nothing: `_read`).
             self._closing = True
             while not task.done():
                 task.cancel()
@@ -907,9 +917,9 @@ class RedisBroker(Broker):
         if self._store is not None:
             self._store._on_stored = None
         self._store = self._deliver = None
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
 
     def published(self, records: Sequence[Record]) -> None:
         """Nothing to do: the store has handed them over (see `_stored_here`), or they come
@@ -926,24 +936,28 @@ class RedisBroker(Broker):
         self._hand_over(records)
         store._delivered_up_to(self._position)
 
-    async def _follow(self, store: RedisStore, client: aioredis.Redis) -> None:
+    async def _follow(self, store: RedisStore, block_ms: int) -> None:
         config = store.config
-        block_ms = config.block_ms(client)
+        read = ("XREAD", "COUNT", READ_COUNT, "BLOCK", block_ms, "STREAMS", config.log)
+        channel = self._channel
+        assert channel is not None
         delay = BACKOFF[0]
         failing = False
         while not self._closing:
             try:
                 position = self._position
-                reply: Any = await client.xread(
-                    {config.log: f"{position[0]}-{position[1]}"}, count=READ_COUNT, block=block_ms
-                )
-                if not reply:
-                    epoch = await self._epoch_before(client, config.state, self._position)
+                # The entries are delivered as the reply is parsed (`_read`), in the turn it
+                # arrives: True if there were any.
+                if not await channel.send((*read, f"{position[0]}-{position[1]}"), self._read):
+                    epoch = await self._epoch_before(channel, config.state, self._position)
                     if epoch is not None:
                         self._position = (epoch, 0)
             except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as error:
-                problem = f"Redis at {config.where} is unreachable: {_one_line(error)}"
-                if not isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError)):
+                if isinstance(error, RedisTimeoutError):
+                    problem = f"Redis at {config.where} did not answer: {_one_line(error)}"
+                elif isinstance(error, (RedisConnectionError, OSError)):
+                    problem = f"Redis at {config.where} is unreachable: {_one_line(error)}"
+                else:
                     problem = f"reading the log from Redis at {config.where}: {_one_line(error)}"
                 store._reachable(problem)
                 if not failing:
@@ -957,18 +971,21 @@ class RedisBroker(Broker):
                 failing = False
             store._reachable(None)
             delay = BACKOFF[0]
-            if reply and not self._closing:
-                self._read(reply[0][1])
-                store._delivered_up_to(self._position)
 
-    def _read(self, entries: list[Entry]) -> None:
-        """Deliver the entries of the log not delivered yet (those after `_position`)."""
+    def _read(self, reply: list[Any] | None) -> bool:
+        """Deliver the entries of an XREAD reply not delivered yet (those after `_position`);
+        False for a read that timed out."""
+        if not reply:
+            return False
+        if self._closing:
+            return True
         position = self._position
         records = []
-        for entry_id, fields in entries:
+        for entry_id, flat in reply[0][1]:
             entry = _parse(entry_id)
             if entry is None or entry <= position:
                 continue
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
             previous = fields.get(b"p", b"")
             if entry[0] != position[0]:
                 log.warning(
@@ -989,6 +1006,9 @@ class RedisBroker(Broker):
         self._position = position
         if records:
             self._hand_over(records)
+        if self._store is not None:
+            self._store._delivered_up_to(position)
+        return True
 
     def _hand_over(self, records: Sequence[Record]) -> None:
         if self._deliver is None:  # closed meanwhile: no hub is listening
@@ -999,10 +1019,10 @@ class RedisBroker(Broker):
             log.exception("delivering events failed")
 
     @staticmethod
-    async def _epoch_before(client: aioredis.Redis, state: str, position: Position) -> int | None:
+    async def _epoch_before(channel: _Channel, state: str, position: Position) -> int | None:
         """On an idle log: the epoch of a new history that sorts before ours (the Redis clock
         went back), which would never be read from where we are; None if there is none."""
-        epoch: Any = await client.hget(state, "epoch")
+        epoch: Any = await channel.send(("HGET", state, "epoch"))
         if epoch is not None and int(epoch) < position[0]:
             log.warning("the log restarted at an earlier epoch (%s)", epoch.decode())
             return int(epoch)
