@@ -451,6 +451,30 @@ async def test_flushed_redis_means_resets_for_old_ids_and_live_delivery_goes_on(
             assert [event.id for event in fresh.events] == new[1:]
 
 
+async def test_a_new_history_whose_ids_sort_before_the_old_ones_is_followed(
+    start_hub: Callable[..., HubProcess], private_redis: RedisServer, http: httpx.AsyncClient
+) -> None:
+    """Redis lost its data and a hub that never saw the old history began a new one while the
+    Redis clock was behind (here: the state written by hand), so its ids sort before what the
+    nodes have read, and reading on from there finds nothing. A node notices when its read of
+    the log times out, and follows the new history."""
+    nodes = [serve(start_hub, private_redis.url).url for _ in range(2)]
+    async with listening(http, nodes[0], ["t"]) as reader:
+        await reader.opened()
+        old = await publish(http, nodes[1], "t", "old")
+        await reader.receive(1)
+
+        client = private_redis.client()
+        client.flushall()
+        client.hset("ssehub:state", mapping={"epoch": "1", "n": "0", "retained": "0"})
+        client.close()
+
+        new = await publish(http, nodes[1], "t", "new")
+        assert position(new) == (1, 1) < position(old)
+        events = await reader.receive(2)
+        assert [(event.id, event.data) for event in events] == [(old, "old"), (new, "new")]
+
+
 # -- the store on its own -----------------------------------------------------------------------
 
 
