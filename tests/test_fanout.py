@@ -297,7 +297,7 @@ def test_after_a_quiet_spell_an_event_goes_out_at_the_next_turn() -> None:
     assert loop.timers == []
 
 
-def test_a_round_a_held_publisher_waits_for_does_not_wait_for_the_interval() -> None:
+def test_a_publisher_held_during_a_round_goes_on_when_it_ends() -> None:
     fan_out, loop, _ = make(slice_size=2, write_interval=0.001)
     for i in range(3):
         fan_out.add(("big", i), ("big",), lambda chunk: None)
@@ -306,13 +306,45 @@ def test_a_round_a_held_publisher_waits_for_does_not_wait_for_the_interval() -> 
     fan_out.extend([record("big")])
     loop.turn()  # the first of the big round's two slices
     fired: list[int] = []
-    for n in range(RUN_AHEAD + 1):
-        fan_out.extend([record("small")])
+    published = [record("small") for _ in range(RUN_AHEAD + 1)]
+    for n, item in enumerate(published):
+        fan_out.extend([item])
         pace(fan_out, lambda n=n: fired.append(n))  # type: ignore[misc]
-    assert fired == list(range(RUN_AHEAD))  # the last is held for the next round, a small one
+    assert fired == list(range(RUN_AHEAD))  # the last is held while the big round is under way
     loop.run_until_idle()  # the clock has not moved
     assert fired == list(range(RUN_AHEAD + 1))
-    assert len(small) == 1 and loop.timers == []
+    # The small round waits for the released publisher's next publish, or the interval.
+    assert small == []
+    loop.advance(0.001)
+    loop.run_until_idle()
+    assert small == [b"".join(r.payload for r in published)]
+
+
+def test_what_a_round_owes_the_streams_it_had_passed_goes_with_the_next_publish() -> None:
+    fan_out, loop, _ = make(slice_size=2, write_interval=0.001)
+    streams: dict[int, list[bytes]] = {i: [] for i in range(4)}
+    for i, chunks in streams.items():
+        fan_out.add(i, ("t",), chunks.append)
+    first = record("t")
+    fan_out.extend([first])
+    loop.turn()  # the round's first slice: streams 0 and 1
+    during = [record("t") for _ in range(RUN_AHEAD + 1)]
+    fired: list[int] = []
+    for n, item in enumerate(during):
+        fan_out.extend([item])
+        pace(fan_out, lambda n=n: fired.append(n))  # type: ignore[misc]
+    assert fired == list(range(RUN_AHEAD))
+    loop.run_until_idle()  # the round ends, its later streams having had everything
+    assert fired == list(range(RUN_AHEAD + 1))
+    owed = b"".join(r.payload for r in during)
+    assert streams[0] == [first.payload]
+    assert streams[3] == [first.payload + owed]
+    again = record("t")  # the released publisher publishes again
+    fan_out.extend([again])
+    loop.run_until_idle()  # the clock has not moved
+    assert streams[0] == streams[1] == [first.payload, owed + again.payload]
+    assert streams[2] == streams[3] == [first.payload + owed, again.payload]
+    assert all(timer.cancelled for timer in loop.timers)
 
 
 def test_a_round_over_more_streams_than_a_slice_does_not_wait_for_the_interval() -> None:

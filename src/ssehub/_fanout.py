@@ -18,8 +18,12 @@ publishers and one subscriber: 79k publishes/s with a round per turn, 85-92k wit
 millisecond). So while events keep coming, such rounds begin at most once per `write_interval`
 (1 ms): a round asked for sooner waits for the rest of it, and one write then carries everything
 published meanwhile. An event after a quiet spell goes out at the next turn as before, and so does
-one a held publisher waits for. A round over more streams than a slice is never delayed: it spans
-several turns, and what is published during them rides along anyway.
+one a held publisher waits for. A round over more streams than a slice is not delayed: it spans
+several turns, and what is published during them rides along anyway, except to the streams it had
+already passed. What it owes those goes with the next round, which, when the round just ended let
+held publishers go, waits for their next publish (at most the interval), so that the owed events
+and the new one share a write: with one sequential publisher and 1000 subscribers, that is one
+round per publish round trip instead of two.
 
 Each event's bytes were encoded once (`Record.payload`); streams at the same cursor with the same
 topics and the same audience (who may receive private events: `model.Audience`) share one joined
@@ -122,6 +126,7 @@ class FanOut:
         self._round: tuple[_Stream, ...] = ()
         self._round_position = 0
         self._round_start = 0  # log end when the current round began
+        self._hold_mark = 0  # log end when a round last began or ended (see publishers_wait)
         self._round_began = -write_interval  # the clock then
         self._scheduled = False
         self._timer: Cancellable | None = None  # a round waiting for write_interval to pass
@@ -130,6 +135,7 @@ class FanOut:
         # join the next round when it starts.
         self._round_waiters: list[Callable[[], object]] = []
         self._next_round_waiters: list[Callable[[], object]] = []
+        self._released = False  # the last round let held publishers go: see _schedule_round
 
     @property
     def _end(self) -> int:
@@ -189,12 +195,13 @@ class FanOut:
     def publishers_wait(self) -> bool:
         """True when a publisher that has just published must wait (see `hold`).
 
-        Publishers go on at once while at most RUN_AHEAD records wait for a round to start, or
-        while every round fits in one slice. Beyond that they are held until the next round has
-        handed those records to every stream: a publisher cannot outrun delivery and grow the
-        log, yet the few events of back-to-back publishes still share one write per stream.
+        Publishers go on at once while at most RUN_AHEAD records were appended since a round
+        last began or ended, or while every round fits in one slice. Beyond that they are held
+        until a round has ended: a publisher cannot outrun delivery and grow the log (each
+        round carries everything appended before its slices), yet the few events of
+        back-to-back publishes still share one write per stream.
         """
-        if self._end - self._round_start <= RUN_AHEAD:
+        if self._end - self._hold_mark <= RUN_AHEAD:
             return False
         # Only a round spread over several turns of the loop can fall behind: one that fits in a
         # slice goes out whole at the next turn, with everything published before it, so holding
@@ -209,12 +216,17 @@ class FanOut:
         return waiting
 
     def hold(self, callback: Callable[[], object]) -> None:
-        """Call `callback` once the next round has handed every record so far to every stream.
+        """Call `callback` when the round under way ends, or if none is, the next one.
 
         For a publisher while `publishers_wait()`: records then wait for a round, so one comes.
-        (A round covers the records appended before it began; later ones wait for the next.)
+        A round under way hands a record appended meanwhile to the streams it has not visited
+        yet; the streams it had passed get it in the next round, with whatever the released
+        publishers publish next (see `_schedule_round`).
         """
-        self._next_round_waiters.append(callback)
+        if self._round:
+            self._round_waiters.append(callback)
+        else:
+            self._next_round_waiters.append(callback)
 
     def flush(self) -> None:
         """Send everything pending now, without yielding (shutdown, tests)."""
@@ -223,6 +235,12 @@ class FanOut:
 
     def _schedule_round(self) -> None:
         self._scheduled = True
+        if self._released and self._end == self._hold_mark:
+            # The round that just ended let held publishers go: what it owes the streams it had
+            # passed when their records came waits for their next publish (`extend` then
+            # starts the round at once) or the interval, and goes in the same write.
+            self._timer = self._scheduler().call_later(self._write_interval, self._tick)
+            return
         wait = self._round_began + self._write_interval - self._clock()
         if (
             wait > 0
@@ -291,12 +309,14 @@ class FanOut:
         if stop < len(self._round):
             return True
         self._round = ()
+        self._hold_mark = self._end
         more = bool(self._dirty)
         if not more:
             # Every stream has been sent everything: the log can go.
             self._base = self._round_start = self._end
             self._log.clear()
         if self._round_waiters:
+            self._released = True
             waiters, self._round_waiters = self._round_waiters, []
             for callback in waiters:
                 callback()  # may append records: they mark topics dirty and schedule a tick
@@ -310,8 +330,9 @@ class FanOut:
         # round (they were all in it); only what came after may still be owed.
         del self._log[: self._round_start - self._base]
         self._base = self._round_start
-        self._round_start = self._end
+        self._round_start = self._hold_mark = self._end
         self._round_began = self._clock()
+        self._released = False
         streams: dict[int, _Stream] = {}
         for name in self._dirty:
             for stream in self._topics.get(name, {}).values():
