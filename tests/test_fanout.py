@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ssehub._fanout import RUN_AHEAD, FanOut
+from ssehub._fanout import RUN_AHEAD, SKIPS_PER_WRITE, FanOut
 from ssehub.model import Draft, Record
 
 
@@ -146,6 +146,35 @@ def test_a_stream_gets_only_its_topics_and_a_shared_event_once() -> None:
     loop.run_until_idle()
     assert b"".join(both) == on_a.payload + on_ab.payload + on_b.payload
     assert b"".join(only_b) == on_ab.payload + on_b.payload
+
+
+class Granted:
+    """An audience that may receive private events of every topic, or of none."""
+
+    def __init__(self, granted: bool) -> None:
+        self.key = granted
+        self.granted = granted
+
+    def may_receive(self, topics: tuple[str, ...]) -> bool:
+        return self.granted
+
+
+def test_a_slice_is_counted_in_writes_passing_over_streams_that_get_nothing() -> None:
+    fan_out, loop, _ = make(slice_size=2)
+    granted: list[list[bytes]] = [[], []]
+    for n, chunks in enumerate(granted):
+        for i in range(SKIPS_PER_WRITE - 1):  # streams whose audience may not receive it
+            fan_out.add((n, i), ("t",), lambda chunk: None, Granted(False))
+        fan_out.add(n, ("t",), chunks.append, Granted(True))
+    fan_out.add("late", ("t",), lambda chunk: None)  # an ungranted stream after the two writes
+    draft = Draft(("t",), "secret", "message", None, b"data: secret\n\n", private=True)
+    secret = Record.from_draft(draft, "1", 1, 0.0)
+    fan_out.extend([secret])
+    loop.turn()  # one slice: two writes, the streams that get nothing passed over
+    assert granted == [[secret.payload], [secret.payload]]
+    assert loop.ready  # the stream after the slice's two writes is left for the next turn
+    loop.run_until_idle()
+    assert granted == [[secret.payload], [secret.payload]]
 
 
 def test_a_new_stream_starts_from_now_and_a_removed_one_gets_nothing_more() -> None:
