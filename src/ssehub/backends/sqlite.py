@@ -151,6 +151,12 @@ _EXPIRY_CHUNK = 1000
 # one page of `topic_events`.
 _INDEX_BATCH = 256
 _MIN_SQLITE = (3, 35, 0)  # UPSERT ... RETURNING, and json_each built in
+_COLUMNS = "seq, time, topics, data, event, refs, private"
+# The usual event (no retry, no publisher's id) leaves those columns NULL and binds no None:
+# for each None or bool bound, Python's sqlite3 looks for an adapter and formats an
+# AttributeError it then discards (measured: 19.5 against 13.1 us to insert 7 rows).
+_INSERT_PLAIN = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO events ({_COLUMNS}, retry, alias) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(slots=True, eq=False)
@@ -584,7 +590,8 @@ class SqliteStore(Store):
         db = self._db()
         seq = self._worker_seq
         results: list[list[Record]] = []
-        event_rows = []
+        plain_rows: list[tuple[int, float, str, str, str, int, int]] = []
+        full_rows: list[tuple[int, float, str, str, str, int, int, str | None, str | None]] = []
         topic_rows = []
         added: dict[str, int] = {}
         for drafts in batches:
@@ -593,19 +600,21 @@ class SqliteStore(Store):
                 seq += 1
                 records.append(Record.from_draft(draft, str(seq), seq, now))
                 unique = dict.fromkeys(draft.topics)
-                event_rows.append(
-                    (
-                        seq,
-                        now,
-                        "\n".join(draft.topics),
-                        draft.data,
-                        draft.event,
-                        None if draft.retry is None else str(draft.retry),
-                        len(unique),
-                        draft.private,
-                        draft.alias,
-                    )
+                private = 1 if draft.private else 0  # an int: see `_INSERT_PLAIN`
+                row = (
+                    seq,
+                    now,
+                    "\n".join(draft.topics),
+                    draft.data,
+                    draft.event,
+                    len(unique),
+                    private,
                 )
+                if draft.retry is None and draft.alias is None:
+                    plain_rows.append(row)
+                else:
+                    retry = None if draft.retry is None else str(draft.retry)
+                    full_rows.append((*row, retry, draft.alias))
                 for topic in unique:
                     topic_rows.append((topic, seq))
                     added[topic] = added.get(topic, 0) + 1
@@ -615,7 +624,10 @@ class SqliteStore(Store):
             self._check_room(added)
             self._earliest = min(self._earliest, now)
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+            if plain_rows:
+                db.executemany(_INSERT_PLAIN, plain_rows)
+            if full_rows:
+                db.executemany(_INSERT, full_rows)
             self._unindexed += topic_rows
             if len(self._unindexed) >= _INDEX_BATCH:
                 self._index(db)
