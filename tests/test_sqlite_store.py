@@ -74,10 +74,16 @@ async def test_appends_in_one_turn_are_one_transaction(store: SqliteStore) -> No
 async def test_records_are_what_the_draft_makes_and_replay_gives_them_back(
     store: SqliteStore,
 ) -> None:
+    aliased = draft("b", "under the publisher's own id")
+    aliased.alias = "publisher-id-1"
+    # Rows with a retry or a publisher's id are inserted by a statement of their own: both kinds
+    # in one transaction, and private events among them.
     drafts = [
         draft(("a", "b"), "two topics"),
         draft("a", "line one\nline two", event="update", retry=2**70),
         draft("b", "nul \x00 and ünïcödé ✓"),
+        aliased,
+        draft("a", "for some", private=True),
         draft("a", ""),
     ]
     start = int(await store.latest())
